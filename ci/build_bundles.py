@@ -1,0 +1,552 @@
+"""Write the five FD bundles' configs from one table, so they stay consistent.
+
+    python ci/build_bundles.py          # rewrite bundles/*/configs, docs, LICENSE
+    python ci/build_bundles.py --check  # exit 1 if a committed file differs (run by the tests)
+
+Bundles are plain zoo-style folders; this script only saves hand-editing five copies of
+the same JSON. Task-specific values live in TASKS below; logic lives in freq_transforms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLES = ROOT / "bundles"
+VERSION = "0.1.0"
+PAPER = ("Fu, G., Chougar, L., Dormont, D., Lehericy, S., Colliot, O. (2023). Frequency Disentangled Learning "
+         "for Segmentation of Midbrain Structures from Quantitative Susceptibility Mapping Data. "
+         "MICCAI Workshop on Machine Learning in Medical Imaging. arXiv:2302.12980")
+MSD = ("Antonelli, M., Reinke, A., Bakas, S., et al. (2022). The Medical Segmentation Decathlon. "
+       "Nature Communications 13, 4128.")
+
+TASKS: Dict[str, Dict[str, Any]] = {
+    "red_nucleus_qsm_fd_segmentation": {
+        "task": "red_nucleus", "title": "Red nucleus segmentation from QSM", "modality": "QSM (MRI)",
+        "format": "magnitude", "labels": ["background", "red nucleus"], "spatial_size": [160, 160, 128],
+        "split_ratio": [51, 13, 16], "dataset_dir": "/workspace/data/QSM_RedNucleus",
+        "data_source": "Your own QSM scans with red nucleus labels in MSD layout (the paper used the private "
+                       "ICEBERG cohort, which is not public). Built-in phantoms for a first run.",
+        "data_license": "private",
+    },
+    "dentate_nucleus_qsm_fd_segmentation": {
+        "task": "dentate_nucleus", "title": "Dentate nucleus segmentation from QSM", "modality": "QSM (MRI)",
+        "format": "magnitude", "labels": ["background", "dentate nucleus"], "spatial_size": [160, 160, 128],
+        "split_ratio": [42, 11, 14], "dataset_dir": "/workspace/data/QSM_DentateNucleus",
+        "data_source": "Your own QSM scans with dentate nucleus labels in MSD layout (the paper used the private "
+                       "ICEBERG cohort, which is not public). Built-in phantoms for a first run.",
+        "data_license": "private",
+    },
+    "spleen_ct_fd_segmentation": {
+        "task": "spleen", "title": "Spleen segmentation from CT (MSD Task09)", "modality": "CT",
+        "format": "hounsfield", "labels": ["background", "spleen"], "spatial_size": [160, 160, 128],
+        "split_ratio": [25, 7, 9], "dataset_dir": "/workspace/data/Task09_Spleen",
+        "data_source": "Task09_Spleen.tar of the Medical Segmentation Decathlon (http://medicaldecathlon.com/)",
+        "data_license": "msd",
+    },
+    "heart_mri_fd_segmentation": {
+        "task": "heart", "title": "Left atrium segmentation from MRI (MSD Task02)", "modality": "MRI",
+        "format": "magnitude", "labels": ["background", "left atrium"], "spatial_size": [160, 160, 128],
+        "split_ratio": [12, 4, 4], "dataset_dir": "/workspace/data/Task02_Heart",
+        "data_source": "Task02_Heart.tar of the Medical Segmentation Decathlon (http://medicaldecathlon.com/)",
+        "data_license": "msd",
+    },
+    "hippocampus_mri_fd_segmentation": {
+        "task": "hippocampus", "title": "Hippocampus (anterior/posterior) segmentation from MRI (MSD Task04)",
+        "modality": "MRI", "format": "magnitude", "labels": ["background", "anterior", "posterior"],
+        "spatial_size": [64, 64, 48], "split_ratio": [166, 42, 52], "dataset_dir": "/workspace/data/Task04_Hippocampus",
+        "data_source": "Task04_Hippocampus.tar of the Medical Segmentation Decathlon (http://medicaldecathlon.com/)",
+        "data_license": "msd",
+    },
+}
+
+
+def _keys(*keys: str) -> List[str]:
+    return list(keys)
+
+
+def _preprocessing(keys: List[str]) -> List[Dict[str, Any]]:
+    """Paper preprocessing: min-max, resize to the task's fixed size (labels nearest-neighbour)."""
+    modes = ["trilinear" if k == "image" else "nearest" for k in keys]
+    return [
+        {"_target_": "LoadImaged", "keys": keys, "image_only": True},
+        {"_target_": "EnsureChannelFirstd", "keys": keys},
+        {"_target_": "Orientationd", "keys": keys, "axcodes": "RAS"},
+        {"_target_": "ScaleIntensityd", "keys": "image", "minv": 0.0, "maxv": 1.0},
+        {"_target_": "Resized", "keys": keys, "spatial_size": "@spatial_size", "mode": modes},
+        {"_target_": "EnsureTyped", "keys": keys, "dtype": "$torch.float32"},
+    ]
+
+
+def _network_def() -> Dict[str, Any]:
+    return {
+        "_target_": "freq_transforms.FrequencyDisentangledNet",
+        "backbone": "@backbone", "backbone_kwargs": "@backbone_kwargs",
+        "in_channels": 1, "out_channels": "@num_classes", "spatial_dims": 3,
+        "fusion": "@fusion", "cutoff": "@cutoff", "mask": "@mask", "fuse": "@fuse", "features": "@features",
+        "learnable_cutoff": "@learnable_cutoff", "centered": "@centered",
+    }
+
+
+def _common(spec: Dict[str, Any]) -> Dict[str, Any]:
+    return {
+        "imports": ["$import glob", "$import os", "$import torch", "$import monai", "$import freq_transforms",
+                    "$import freq_transforms.data"],
+        "bundle_root": ".",
+        "ckpt_dir": "$@bundle_root + '/models'",
+        "output_dir": "$@bundle_root + '/eval'",
+        "dataset_dir": spec["dataset_dir"],
+        "spatial_size": spec["spatial_size"],
+        "num_classes": len(spec["labels"]),
+        "fusion": "late",
+        "cutoff": 0.1,
+        "mask": "box",
+        "fuse": "spectral",
+        "centered": True,
+        "learnable_cutoff": False,
+        "features": 8,
+        "backbone": "UNet",
+        "backbone_kwargs": {},
+        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+        "amp": "$torch.cuda.is_available()",
+        "use_amp": "$bool(@amp) and torch.device(@device).type == 'cuda'",
+        "num_workers": 2,
+        "network_def": _network_def(),
+        "network": "$@network_def.to(@device)",
+    }
+
+
+def _postprocessing(num_classes: str) -> List[Dict[str, Any]]:
+    """Softmax, back to the original grid, and the original label in place of the resized one."""
+    return [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "Invertd", "keys": "pred", "transform": "@validate#preprocessing", "orig_keys": "image",
+         "nearest_interp": False, "to_tensor": True},
+        {"_target_": "DeleteItemsd", "keys": "label"},
+        {"_target_": "CopyItemsd", "keys": "label_orig", "names": "label"},
+        {"_target_": "AsDiscreted", "keys": ["pred", "label"], "argmax": [True, False],
+         "to_onehot": [num_classes, num_classes]},
+    ]
+
+
+def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
+    config = _common(spec)
+    config["imports"].append("$import ignite")
+    config.update({
+        "n_train": None,
+        "seed": 0,
+        "split_seed": 0,
+        "split_ratio": spec["split_ratio"],
+        "epochs": 300,
+        "val_interval": 5,
+        "learning_rate": 0.001,
+        "batch_size": 2,
+        "cache_rate": 1.0,
+        "augment": False,
+        "split": "$freq_transforms.data.bundle_split(@dataset_dir, @split_ratio, @split_seed, @seed, @n_train, "
+                 "@output_dir)",
+        "loss": {"_target_": "DiceCELoss", "include_background": False, "to_onehot_y": True, "softmax": True,
+                 "batch": True, "smooth_nr": 1e-5, "smooth_dr": 1e-5},
+        "optimizer": {"_target_": "torch.optim.Adam", "params": "$@network.parameters()", "lr": "@learning_rate"},
+    })
+    keys = _keys("image", "label")
+    config["train"] = {
+        "deterministic_transforms": _preprocessing(keys),
+        "augmentations": [
+            {"_target_": "RandAffined", "keys": keys, "prob": 0.5, "rotate_range": [0.26, 0.26, 0.26],
+             "scale_range": [0.1, 0.1, 0.1], "mode": ["bilinear", "nearest"], "padding_mode": "border"},
+            {"_target_": "RandScaleIntensityd", "keys": "image", "factors": 0.1, "prob": 0.5},
+            {"_target_": "RandShiftIntensityd", "keys": "image", "offsets": 0.05, "prob": 0.5},
+            {"_target_": "RandGaussianNoised", "keys": "image", "std": 0.02, "prob": 0.3},
+        ],
+        "random_transforms": "$@train#augmentations if @augment else []",
+        "preprocessing": {"_target_": "Compose",
+                          "transforms": "$@train#deterministic_transforms + @train#random_transforms"},
+        "dataset": {"_target_": "CacheDataset", "data": "$@split['train']", "transform": "@train#preprocessing",
+                    "cache_rate": "@cache_rate", "num_workers": "@num_workers"},
+        "dataloader": {"_target_": "DataLoader", "dataset": "@train#dataset", "batch_size": "@batch_size",
+                       "shuffle": True, "num_workers": "@num_workers"},
+        "inferer": {"_target_": "SimpleInferer"},
+        "handlers": [
+            {"_target_": "ValidationHandler", "validator": "@validate#evaluator", "epoch_level": True,
+             "interval": "@val_interval"},
+            {"_target_": "StatsHandler", "tag_name": "train_loss",
+             "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
+            {"_target_": "TensorBoardStatsHandler", "log_dir": "@output_dir", "tag_name": "train_loss",
+             "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
+        ],
+        "trainer": {"_target_": "SupervisedTrainer", "max_epochs": "@epochs", "device": "@device",
+                    "train_data_loader": "@train#dataloader", "network": "@network", "loss_function": "@loss",
+                    "optimizer": "@optimizer", "inferer": "@train#inferer", "train_handlers": "@train#handlers",
+                    "amp": "@use_amp"},
+    }
+    val_keys = _keys("image", "label")
+    config["validate"] = {
+        # the label is resized with the image for the network; metrics use the original label grid
+        "preprocessing": {"_target_": "Compose", "transforms": [
+            {"_target_": "CopyItemsd", "keys": "label", "names": "label_orig"},
+            *_preprocessing(val_keys),
+            {"_target_": "LoadImaged", "keys": "label_orig", "image_only": True},
+            {"_target_": "EnsureChannelFirstd", "keys": "label_orig"},
+        ]},
+        "dataset": {"_target_": "CacheDataset", "data": "$@split['val']", "transform": "@validate#preprocessing",
+                    "cache_rate": "@cache_rate", "num_workers": "@num_workers"},
+        "dataloader": {"_target_": "DataLoader", "dataset": "@validate#dataset", "batch_size": 1,
+                       "shuffle": False, "num_workers": "@num_workers"},
+        "inferer": {"_target_": "SimpleInferer"},
+        "postprocessing": {"_target_": "Compose",
+                           "transforms": _postprocessing("@num_classes")},
+        "handlers": [
+            {"_target_": "StatsHandler", "iteration_log": False},
+            {"_target_": "TensorBoardStatsHandler", "log_dir": "@output_dir", "iteration_log": False},
+            {"_target_": "CheckpointSaver", "save_dir": "@ckpt_dir", "save_dict": {"model": "@network"},
+             "save_key_metric": True, "key_metric_filename": "model.pt"},
+        ],
+        "key_metric": {"val_mean_dice": {"_target_": "MeanDice", "include_background": False,
+                                         "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
+        "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@validate#dataloader",
+                      "network": "@network", "inferer": "@validate#inferer",
+                      "postprocessing": "@validate#postprocessing", "key_val_metric": "@validate#key_metric",
+                      "val_handlers": "@validate#handlers", "amp": "@use_amp"},
+    }
+    config["initialize"] = ["$monai.utils.set_determinism(seed=@seed)"]
+    config["run"] = ["$@train#trainer.run()"]
+    config["training"] = "%run"
+    return config
+
+
+def evaluate_config(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Override of train.json: score models/model.pt on the fixed test split (or test_dataset_dir)."""
+    return {
+        "test_dataset_dir": None,
+        "validate#dataset#data": "$@split['test'] if @test_dataset_dir is None else "
+                                 "freq_transforms.data.load_msd_datalist(@test_dataset_dir)",
+        "validate#dataset#cache_rate": 0,
+        "validate#postprocessing#transforms": _postprocessing("@num_classes") + [
+            {"_target_": "SaveImaged", "_disabled_": "$not @save_predictions", "keys": "pred",
+             "output_dir": "$@output_dir + '/predictions'", "resample": False, "separate_folder": False,
+             "output_postfix": "seg", "output_dtype": "$numpy.uint8", "squeeze_end_dims": True},
+        ],
+        "save_predictions": False,
+        "validate#additional_metrics": {
+            "val_hd95": {"_target_": "HausdorffDistance", "include_background": False, "percentile": 95,
+                         "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
+        "validate#evaluator#additional_metrics": "@validate#additional_metrics",
+        "validate#handlers": [
+            {"_target_": "CheckpointLoader", "load_path": "$@ckpt_dir + '/model.pt'",
+             "load_dict": {"model": "@network"}, "map_location": "@device"},
+            {"_target_": "StatsHandler", "iteration_log": False},
+            {"_target_": "MetricsSaver", "save_dir": "@output_dir", "metrics": ["val_mean_dice", "val_hd95"],
+             "metric_details": ["val_mean_dice", "val_hd95"],
+             "batch_transform": "$lambda batch: [item['image'].meta for item in batch]", "summary_ops": "*"},
+        ],
+        "initialize": ["$monai.utils.set_determinism(seed=@seed)"],
+        "run": ["$@validate#evaluator.run()"],
+        "evaluating": "%run",
+    }
+
+
+def inference_config(spec: Dict[str, Any]) -> Dict[str, Any]:
+    config = _common(spec)
+    config.update({
+        "input_dir": "$@dataset_dir + '/imagesTs'",
+        "datalist": "$freq_transforms.data.image_list(@input_dir)",
+        "output_ext": ".nii.gz",
+        "output_dtype": "$numpy.uint8",
+        "output_postfix": "seg",
+        "separate_folder": False,
+        "preprocessing": {"_target_": "Compose", "transforms": _preprocessing(["image"])},
+        "dataset": {"_target_": "Dataset", "data": "$[{'image': i} for i in @datalist]",
+                    "transform": "@preprocessing"},
+        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "shuffle": False,
+                       "num_workers": "@num_workers"},
+        "inferer": {"_target_": "SimpleInferer"},
+        "postprocessing": {"_target_": "Compose", "transforms": [
+            {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+            {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image",
+             "nearest_interp": False, "to_tensor": True},
+            {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+            {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir", "output_ext": "@output_ext",
+             "output_dtype": "@output_dtype", "output_postfix": "@output_postfix",
+             "separate_folder": "@separate_folder", "resample": False},
+        ]},
+        "handlers": [{"_target_": "StatsHandler", "iteration_log": False}],
+        "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
+                      "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
+                      "val_handlers": "@handlers", "amp": "@use_amp"},
+        "checkpointloader": {"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'",
+                             "load_dict": {"model": "@network"}, "map_location": "@device"},
+        "initialize": ["$monai.utils.set_determinism(seed=0)", "$@checkpointloader(@evaluator)"],
+        "run": ["$@evaluator.run()"],
+        "inference": "%run",
+    })
+    config["imports"].append("$import numpy")
+    return config
+
+
+def multi_gpu_config() -> Dict[str, Any]:
+    """torchrun DDP override of train.json: nccl on GPUs, gloo on CPU."""
+    return {
+        "device": "$torch.device(f'cuda:{dist.get_rank()}') if torch.cuda.is_available() else torch.device('cpu')",
+        "network": {"_target_": "torch.nn.parallel.DistributedDataParallel", "module": "$@network_def.to(@device)",
+                    "device_ids": "$[@device] if torch.cuda.is_available() else None"},
+        "train#sampler": {"_target_": "DistributedSampler", "dataset": "@train#dataset", "even_divisible": True,
+                          "shuffle": True},
+        "train#dataloader#sampler": "@train#sampler",
+        "train#dataloader#shuffle": False,
+        "train#trainer#train_handlers": "$@train#handlers[: -2 if dist.get_rank() > 0 else None]",
+        "validate#sampler": {"_target_": "DistributedSampler", "dataset": "@validate#dataset",
+                             "even_divisible": False, "shuffle": False},
+        "validate#dataloader#sampler": "@validate#sampler",
+        "validate#evaluator#val_handlers": "$None if dist.get_rank() > 0 else @validate#handlers",
+        "split": "$freq_transforms.data.bundle_split(@dataset_dir, @split_ratio, @split_seed, @seed, @n_train, "
+                 "@output_dir if dist.get_rank() == 0 else None)",
+        "initialize": [
+            "$import torch.distributed as dist",
+            "$dist.is_initialized() or dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')",
+            "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
+            "$monai.utils.set_determinism(seed=@seed)",
+            "$import logging",
+            "$@train#trainer.logger.setLevel(logging.WARNING if dist.get_rank() > 0 else logging.INFO)",
+            "$@validate#evaluator.logger.setLevel(logging.WARNING if dist.get_rank() > 0 else logging.INFO)",
+        ],
+        "run": ["$@train#trainer.run()"],
+        "training": "%run",
+        "finalize": ["$dist.is_initialized() and dist.destroy_process_group()"],
+    }
+
+
+def metadata(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
+    labels = spec["labels"]
+    size = spec["spatial_size"]
+    return {
+        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/"
+                  "meta_schema_20240725.json",
+        "version": VERSION,
+        "changelog": {VERSION: "first release: FD (none/early/late) training, inference and evaluation"},
+        "monai_version": "1.6.1",
+        "pytorch_version": "2.13.0",
+        "numpy_version": "2.4.6",
+        "required_packages_version": {"freq_transforms": "0.1.0", "nibabel": "5.4.2", "pytorch-ignite": "0.5.5",
+                                      "tensorboard": "2.21.0"},
+        "supported_apps": {},
+        "name": name,
+        "task": spec["title"],
+        "description": f"{spec['title']} with frequency-disentangled (FD) learning around a MONAI backbone. "
+                       "The image is split in Fourier space into low and high frequencies, each passes its own "
+                       "conv layer, and the two are fused early (before the backbone) or late (after it). "
+                       "fusion=none gives the plain backbone for comparison.",
+        "authors": "freq_transforms contributors",
+        "copyright": "Copyright (c) freq_transforms contributors",
+        "data_source": spec["data_source"],
+        "data_type": "nibabel",
+        "image_classes": f"single channel {spec['modality']} image, min-max scaled to [0, 1] and resized to "
+                         f"{size[0]}x{size[1]}x{size[2]}",
+        "label_classes": "single channel labels: " + ", ".join(f"{i} is {n}" for i, n in enumerate(labels)),
+        "pred_classes": f"{len(labels)} channels (softmax logits): " +
+                        ", ".join(f"channel {i} is {n}" for i, n in enumerate(labels)),
+        "eval_metrics": {},
+        "intended_use": "Research on segmentation with few annotated scans. Not for clinical or diagnostic use.",
+        "references": [PAPER, MSD],
+        "network_data_format": {
+            "inputs": {"image": {
+                "type": "image", "format": spec["format"], "modality": spec["modality"], "num_channels": 1,
+                "spatial_shape": size, "dtype": "float32", "value_range": [0, 1], "is_patch_data": False,
+                "channel_def": {"0": "image"}}},
+            "outputs": {"pred": {
+                "type": "image", "format": "segmentation", "num_channels": len(labels), "spatial_shape": size,
+                "dtype": "float32", "value_range": [0, 1], "is_patch_data": False,
+                "channel_def": {str(i): n for i, n in enumerate(labels)}}},
+        },
+    }
+
+
+LOGGING_CONF = """[loggers]
+keys=root
+
+[handlers]
+keys=consoleHandler
+
+[formatters]
+keys=fullFormatter
+
+[logger_root]
+level=INFO
+handlers=consoleHandler
+
+[handler_consoleHandler]
+class=StreamHandler
+level=INFO
+formatter=fullFormatter
+args=(sys.stdout,)
+
+[formatter_fullFormatter]
+format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
+"""
+
+DATA_LICENSES = {
+    "msd": """Third-party data license
+
+This bundle ships no image data and no weights trained on third-party data unless
+models/model.pt is present and metadata.json says so.
+
+The data it is meant for is part of the Medical Segmentation Decathlon (MSD),
+http://medicaldecathlon.com/, released under the Creative Commons
+Attribution-ShareAlike 4.0 International license (CC-BY-SA 4.0),
+https://creativecommons.org/licenses/by-sa/4.0/.
+Cite: {msd}
+
+Phantoms written by `python -m freq_transforms phantoms` are generated by this
+package and free of any third-party rights (CC0).
+""",
+    "private": """Third-party data license
+
+This bundle ships no image data. The paper it implements used QSM scans of the
+ICEBERG cohort (Paris Brain Institute), which are private and not distributed.
+Train it on your own data under your own data-use agreement.
+
+Phantoms written by `python -m freq_transforms phantoms` are generated by this
+package and free of any third-party rights (CC0).
+""",
+}
+
+
+def readme(name: str, spec: Dict[str, Any]) -> str:
+    labels = ", ".join(f"{i} {n}" for i, n in enumerate(spec["labels"]))
+    size = "x".join(str(s) for s in spec["spatial_size"])
+    ratio = "/".join(str(r) for r in spec["split_ratio"])
+    return f"""# {name}
+
+{spec['title']} with **frequency-disentangled (FD) learning** (Fu et al., 2023), as a MONAI bundle.
+The network is `freq_transforms.FrequencyDisentangledNet`: the image is split in Fourier space into a
+low- and a high-frequency part (a centred box low-pass keeping `cutoff` = 10% of each axis's spectrum),
+each goes through its own 3x3x3 conv (8 channels), and the two are fused *early* (before the backbone) or
+*late* (the backbone sees only the high part; its output is fused with the low features). `fusion=none`
+is the plain backbone, so every comparison is one override away.
+
+Labels: {labels}. Input: one channel, min-max scaled, resized to {size} (labels nearest-neighbour);
+predictions are mapped back to each image's original grid.
+
+## Install
+
+```bash
+pip install torch==2.13.0   # or the torch build for your GPU
+pip install "freq_transforms @ git+<this repository>"   # or: pip install -e <checkout>
+```
+
+## Data
+
+An MSD-layout folder: `dataset.json` (with a `training` list of `image`/`label` pairs), `imagesTr/`,
+`labelsTr/`. Default `dataset_dir`: `{spec['dataset_dir']}` ({spec['data_source']}).
+The cases of `training` are split at participant level into train/val/test in the paper's proportions
+({ratio}), seeded by `split_seed`; `n_train` takes the first n cases of a `seed`-ordered train part, so
+smaller training sets are nested in larger ones and val/test never change. The split is written to
+`<output_dir>/split.json`.
+
+No data at hand? Phantoms, one command:
+
+```bash
+python -m freq_transforms phantoms --task {spec['task']} --out /tmp/{spec['task']}_phantoms --n 12
+```
+
+and add `--dataset_dir /tmp/{spec['task']}_phantoms` to the commands below.
+
+## Commands (run from this folder)
+
+```bash
+# train (models/model.pt = best validation Dice); both spellings work
+python -m monai.bundle run --config_file configs/train.json
+python -m monai.bundle run training --config_file configs/train.json --dataset_dir <data>
+# FD options: fusion none|early|late, cutoff, backbone, few cases, short run
+python -m monai.bundle run --config_file configs/train.json --fusion early --cutoff 0.1 \\
+    --backbone SegResNet --n_train 4 --epochs 150 --val_interval 5
+# multi-GPU (nccl) or multi-process CPU (gloo)
+torchrun --standalone --nproc_per_node=2 -m monai.bundle run \\
+    --config_file "['configs/train.json','configs/multi_gpu_train.json']"
+# evaluate models/model.pt on the fixed test split (or --test_dataset_dir <MSD folder>)
+python -m monai.bundle run --config_file "['configs/train.json','configs/evaluate.json']"
+# inference: label maps for every image in input_dir (default <dataset_dir>/imagesTs)
+python -m monai.bundle run --config_file configs/inference.json --input_dir <folder or file>
+# TorchScript export
+python -m monai.bundle ckpt_export network_def --filepath models/model.ts \\
+    --ckpt_file models/model.pt --meta_file configs/metadata.json --config_file configs/inference.json
+```
+
+## Overridable keys
+
+| key | default | meaning |
+|---|---|---|
+| `dataset_dir` | `{spec['dataset_dir']}` | MSD-layout folder |
+| `fusion` | `late` | `none` (plain backbone), `early`, `late` |
+| `cutoff` | `0.1` | fraction of each axis's spectrum in the low band (paper's beta) |
+| `mask` | `box` | `box` (paper), `ball`, `gaussian` |
+| `fuse` | `spectral` | `spectral` (paper's code), `concat`, `add` |
+| `centered` | `true` | `false` reproduces the released code, whose "low" band is really the highest frequencies |
+| `learnable_cutoff` | `false` | train the cutoff through a soft mask |
+| `backbone` | `UNet` | any `monai.networks.nets` name, e.g. `SegResNet`, `DynUNet`; `backbone_kwargs` for its options |
+| `n_train` | `null` (all) | training cases, nested subsets of the train part |
+| `seed`, `split_seed` | `0`, `0` | training seed / split seed |
+| `epochs`, `val_interval` | `300`, `5` | as in the paper's code (about 300 epochs) |
+| `learning_rate`, `batch_size` | `0.001`, `2` | Adam |
+| `augment` | `false` | `true` adds random affine, intensity scale/shift and noise (the paper used none) |
+| `device`, `amp` | CUDA if available | AMP is only used on CUDA |
+| `num_workers`, `cache_rate` | `2`, `1.0` | data loading |
+| `spatial_size` | `{spec['spatial_size']}` | fixed network input size |
+
+Training follows the paper: Adam lr 1e-3, Dice-based loss (DiceCE, background excluded), no augmentation,
+min-max normalisation, resize to a fixed size. Two deliberate differences from the released code: labels
+are resized nearest-neighbour (the code interpolated them), and model selection uses a held-out validation
+split (the code validated on the training loader).
+
+## Expected results
+
+No weights trained on real data are shipped with this version. See the repository's README for the
+phantom demo and `docs/` for real-data runs as they are made.
+
+## License
+
+Code: Apache-2.0 (`LICENSE`). Data: see `docs/data_license.txt`.
+"""
+
+
+def bundle_files(name: str, spec: Dict[str, Any]) -> Dict[str, str]:
+    as_json = lambda obj: json.dumps(obj, indent=4) + "\n"  # noqa: E731
+    return {
+        "configs/metadata.json": as_json(metadata(name, spec)),
+        "configs/train.json": as_json(train_config(spec)),
+        "configs/evaluate.json": as_json(evaluate_config(spec)),
+        "configs/inference.json": as_json(inference_config(spec)),
+        "configs/multi_gpu_train.json": as_json(multi_gpu_config()),
+        "configs/logging.conf": LOGGING_CONF,
+        "docs/README.md": readme(name, spec),
+        "docs/data_license.txt": DATA_LICENSES[spec["data_license"]].format(msd=MSD),
+        "LICENSE": (ROOT / "LICENSE").read_text(),
+    }
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report files that differ instead of writing")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, spec in TASKS.items():
+        for rel, text in bundle_files(name, spec).items():
+            path = BUNDLES / name / rel
+            if args.check:
+                if not path.is_file() or path.read_text() != text:
+                    stale.append(str(path.relative_to(ROOT)))
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if stale:
+        print("out of date (run python ci/build_bundles.py):\n  " + "\n  ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

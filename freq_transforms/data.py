@@ -1,0 +1,143 @@
+"""MSD datalists and deterministic, nested small-training-set splits for the FD bundles."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["DataError", "load_msd_datalist", "split_datalist", "bundle_split", "image_list", "atomic_write_text"]
+
+Item = Dict[str, str]
+
+
+class DataError(ValueError):
+    """Bad dataset input; the message names the file or key at fault."""
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read_dataset_json(dataset_dir: Path) -> Dict[str, Any]:
+    if not dataset_dir.is_dir():
+        raise DataError(f"dataset_dir {dataset_dir} does not exist or is not a folder")
+    path = dataset_dir / "dataset.json"
+    if not path.is_file():
+        raise DataError(f"{path} is missing: an MSD-layout dataset needs dataset.json beside imagesTr/ and labelsTr/")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("training"), list):
+        raise DataError(f"{path} has no 'training' list")
+    return meta
+
+
+def load_msd_datalist(dataset_dir: str | os.PathLike, key: str = "training", need_labels: bool = True) -> List[Item]:
+    """Entries of ``dataset.json[key]`` with absolute paths, checked to exist.
+
+    MSD lists files as ``./imagesTr/x.nii.gz``; plain strings (MSD's ``test`` list) become ``{"image": ...}``.
+    """
+    root = Path(dataset_dir).expanduser().resolve()
+    meta = _read_dataset_json(root)
+    entries = meta.get(key)
+    if not isinstance(entries, list):
+        raise DataError(f"{root / 'dataset.json'} has no {key!r} list")
+    items: List[Item] = []
+    for index, entry in enumerate(entries):
+        entry = {"image": entry} if isinstance(entry, str) else entry
+        fields = ("image", "label") if need_labels else ("image",)
+        missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
+        if missing:
+            raise DataError(f"{root / 'dataset.json'}: {key}[{index}] has no {missing[0]!r} entry")
+        item = {f: str((root / entry[f]).resolve()) for f in ("image", "label") if f in entry}
+        for f, file in item.items():
+            if not Path(file).is_file():
+                raise DataError(f"{file} ({key}[{index}] {f} in {root / 'dataset.json'}) does not exist")
+        items.append(item)
+    return items
+
+
+def _split_counts(total: int, ratio: Sequence[float]) -> List[int]:
+    if len(ratio) != 3 or min(ratio) < 0 or sum(ratio) <= 0:
+        raise DataError(f"split_ratio must be three non-negative numbers (train, val, test), got {list(ratio)}")
+    weights = np.asarray(ratio, dtype=float) / float(sum(ratio))
+    n_val = int(round(total * weights[1]))
+    n_test = int(round(total * weights[2]))
+    if total >= 3:  # every part non-empty where it was asked for
+        n_val = max(n_val, 1 if weights[1] > 0 else 0)
+        n_test = max(n_test, 1 if weights[2] > 0 else 0)
+    n_train = total - n_val - n_test
+    if n_train < 1:
+        raise DataError(f"{total} cases are too few to split into train/val/test with split_ratio {list(ratio)}")
+    return [n_train, n_val, n_test]
+
+
+def split_datalist(items: Sequence[Item], split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0,
+                   seed: int = 0, n_train: Optional[int] = None) -> Dict[str, List[Item]]:
+    """Participant-level train/val/test split; ``n_train`` takes a nested subset of the train part.
+
+    Cases are sorted by image path and shuffled with ``split_seed`` before cutting, so val and test
+    depend only on the data and ``split_seed``. The train part is then ordered by ``seed`` and its
+    first ``n_train`` cases are used: a smaller set is always contained in a larger one.
+    """
+    if len(items) == 0:
+        raise DataError("the training list is empty: nothing to split")
+    ordered = sorted(items, key=lambda item: item["image"])
+    permutation = np.random.default_rng(split_seed).permutation(len(ordered))
+    shuffled = [ordered[i] for i in permutation]
+    n_tr, n_val, _ = _split_counts(len(shuffled), split_ratio)
+    train, val, test = shuffled[:n_tr], shuffled[n_tr:n_tr + n_val], shuffled[n_tr + n_val:]
+    train = [train[i] for i in np.random.default_rng(seed).permutation(len(train))]
+    if n_train is not None:
+        if int(n_train) < 1:
+            raise DataError(f"n_train must be at least 1, got {n_train}")
+        if int(n_train) > len(train):
+            raise DataError(f"n_train={n_train} is larger than the train part ({len(train)} cases of {len(items)})")
+        train = train[: int(n_train)]
+    return {"train": train, "val": val, "test": test}
+
+
+def bundle_split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0,
+                 seed: int = 0, n_train: Optional[int] = None, output_dir: Optional[str] = None) -> Dict[str, List[Item]]:
+    """The split a bundle trains and evaluates on, written to ``output_dir/split.json`` for audit."""
+    split = split_datalist(load_msd_datalist(dataset_dir), split_ratio, split_seed, seed, n_train)
+    if output_dir:
+        record = {"dataset_dir": str(Path(dataset_dir).resolve()), "split_ratio": list(split_ratio),
+                  "split_seed": split_seed, "seed": seed, "n_train": n_train,
+                  "counts": {k: len(v) for k, v in split.items()}, **split}
+        atomic_write_text(Path(output_dir) / "split.json", json.dumps(record, indent=2))
+    return split
+
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def image_list(path: str | os.PathLike) -> List[str]:
+    """Images to run inference on: a single file, or every ``.nii``/``.nii.gz`` in a folder (sorted)."""
+    target = Path(path).expanduser()
+    if target.is_file():
+        return [str(target.resolve())]
+    if not target.is_dir():
+        raise DataError(f"input_dir {target} does not exist (give a folder of .nii.gz images or one file)")
+    files = sorted(str(p.resolve()) for p in target.iterdir() if p.name.endswith(NIFTI_SUFFIXES)
+                   and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"input_dir {target} holds no .nii or .nii.gz images")
+    return files
