@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install the package with test extras into .venv and run the test suite (CPU; well under 15 min).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/setup_env.sh test
+python -m pytest -q -p no:cacheprovider --timeout 900 "$@"

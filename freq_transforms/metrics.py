@@ -1,0 +1,70 @@
+"""Summary statistics for per-case segmentation metrics: means with bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["Interval", "bootstrap_ci", "paired_difference_ci", "read_metric_csv"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean and its confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+
+    def format(self, scale: float = 1.0, digits: int = 2) -> str:
+        return f"{self.mean * scale:.{digits}f} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}]"
+
+
+def _finite(values: Sequence[float], name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of per-case values")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} holds NaN or Inf values: define them (e.g. Dice 0 for an empty prediction) first")
+    return array
+
+
+def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples: int = 10_000,
+                 method: str = "percentile", seed: int = 0) -> Interval:
+    """Mean of ``values`` with a bootstrap CI over cases (``scipy.stats.bootstrap``).
+
+    One case gives a zero-width interval. Example: ``bootstrap_ci([0.8, 0.82, 0.79]).format(100)``.
+    """
+    array = _finite(values, "values")
+    if array.size == 1 or np.ptp(array) == 0:
+        return Interval(float(array.mean()), float(array.mean()), float(array.mean()))
+    result = stats.bootstrap((array,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                             method=method, rng=np.random.default_rng(seed))
+    return Interval(float(array.mean()), float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+def paired_difference_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95,
+                         n_resamples: int = 10_000, method: str = "percentile", seed: int = 0) -> Interval:
+    """Mean of ``a - b`` over the same cases with a paired bootstrap CI (cases resampled together)."""
+    first, second = _finite(a, "a"), _finite(b, "b")
+    if first.shape != second.shape:
+        raise ValueError(f"paired values need the same cases: {first.size} vs {second.size}")
+    return bootstrap_ci(first - second, confidence, n_resamples, method, seed)
+
+
+def read_metric_csv(path: str | os.PathLike) -> Dict[str, List[float]]:
+    """Per-case columns of a MONAI ``MetricsSaver`` ``*_raw.csv`` (``filename`` plus one column per class)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{path} holds no cases")
+    columns: Dict[str, List[float]] = {key: [] for key in rows[0]}
+    for row in rows:
+        for key, value in row.items():
+            columns[key].append(value if key == "filename" else float(value))
+    return columns

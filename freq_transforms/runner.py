@@ -1,0 +1,59 @@
+"""Run a bundle's own configs through ``monai.bundle`` (no second training loop)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, Sequence
+
+__all__ = ["QUIET_LOGGING", "bundle_configs", "run_bundle"]
+
+QUIET_LOGGING = """[loggers]
+keys=root
+
+[handlers]
+keys=consoleHandler
+
+[formatters]
+keys=fullFormatter
+
+[logger_root]
+level=WARNING
+handlers=consoleHandler
+
+[handler_consoleHandler]
+class=StreamHandler
+level=WARNING
+formatter=fullFormatter
+args=(sys.stderr,)
+
+[formatter_fullFormatter]
+format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
+"""
+
+
+def bundle_configs(bundle_dir: str | os.PathLike, *names: str) -> list[str]:
+    """Absolute paths of ``configs/<name>.json`` in ``bundle_dir``, checked to exist."""
+    paths = []
+    for name in names:
+        path = Path(bundle_dir).resolve() / "configs" / f"{name}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: is {bundle_dir} a bundle folder?")
+        paths.append(str(path))
+    return paths
+
+
+def run_bundle(bundle_dir: str | os.PathLike, configs: Sequence[str], run_id: str = "run",
+               logging_file: str | None = None, **overrides: Any) -> None:
+    """``python -m monai.bundle run <run_id> --config_file [...] --<key> <value>`` in this process."""
+    from monai.bundle import run
+
+    files = bundle_configs(bundle_dir, *configs)
+    meta = bundle_configs(bundle_dir, "metadata")[0]
+    logging_file = logging_file or str(Path(bundle_dir).resolve() / "configs" / "logging.conf")
+    run(run_id=run_id, config_file=files, meta_file=meta, logging_file=logging_file, **overrides)
+
+
+def overrides_for(values: Dict[str, Any]) -> Dict[str, Any]:
+    """Drop ``None`` values so that the bundle's own defaults apply."""
+    return {key: value for key, value in values.items() if value is not None}

@@ -1,0 +1,198 @@
+"""Every bundle trains, infers, evaluates, verifies and exports through monai.bundle on small phantoms."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from freq_transforms.phantoms import write_phantom_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLES = {
+    "red_nucleus_qsm_fd_segmentation": "red_nucleus",
+    "dentate_nucleus_qsm_fd_segmentation": "dentate_nucleus",
+    "spleen_ct_fd_segmentation": "spleen",
+    "heart_mri_fd_segmentation": "heart",
+    "hippocampus_mri_fd_segmentation": "hippocampus",
+}
+SCHEMA = ROOT.parent / "shared" / "monai" / "meta_schema_20240725.json"
+SMALL = {"spatial_size": "[32,32,24]", "num_workers": "0", "cache_rate": "0",
+         "backbone_kwargs": "{'channels': (8, 16, 32), 'strides': (2, 2), 'num_res_units': 1}"}
+PHANTOM_SHAPE = {"hippocampus": None}  # the others get a reduced grid
+
+
+def _cli(bundle: Path, *args: str, **overrides: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "monai.bundle", *args]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", str(value)]
+    result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def phantom_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phantoms")
+    return {task: write_phantom_dataset(task, root / task, n=6, seed=1, progress=False,
+                                        shape=PHANTOM_SHAPE.get(task, (40, 40, 32)))
+            for task in BUNDLES.values()}
+
+
+def test_bundles_match_generator():
+    result = subprocess.run([sys.executable, str(ROOT / "ci" / "build_bundles.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_bundle_layout_and_metadata(name, tmp_path):
+    from monai.bundle import verify_metadata
+
+    bundle = ROOT / "bundles" / name
+    for rel in ("configs/metadata.json", "configs/train.json", "configs/inference.json", "configs/evaluate.json",
+                "configs/multi_gpu_train.json", "configs/logging.conf", "docs/README.md",
+                "docs/data_license.txt", "LICENSE"):
+        assert (bundle / rel).is_file(), rel
+    assert not (bundle / "scripts").exists()
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert "freq_transforms" in meta["required_packages_version"]
+    assert meta["version"] in meta["changelog"]
+    channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
+    assert len(channel_def) == meta["network_data_format"]["outputs"]["pred"]["num_channels"]
+    schema = tmp_path / "schema.json"
+    schema.write_bytes(SCHEMA.read_bytes())  # verify_metadata skips the download when the file exists
+    verify_metadata(meta_file=str(bundle / "configs" / "metadata.json"), filepath=str(schema))
+    train = json.loads((bundle / "configs" / "train.json").read_text())
+    for key in ("dataset_dir", "fusion", "cutoff", "backbone", "n_train", "seed", "epochs", "val_interval",
+                "device", "amp", "num_workers", "cache_rate", "training", "run", "network"):
+        assert key in train, key
+
+
+def test_metadata_with_missing_field_fails_verification(tmp_path):
+    from monai.bundle import verify_metadata
+
+    meta = json.loads((ROOT / "bundles" / "heart_mri_fd_segmentation" / "configs" / "metadata.json").read_text())
+    del meta["network_data_format"]
+    bad = tmp_path / "metadata.json"
+    bad.write_text(json.dumps(meta))
+    schema = tmp_path / "schema.json"
+    schema.write_bytes(SCHEMA.read_bytes())
+    with pytest.raises(Exception, match="network_data_format"):
+        verify_metadata(meta_file=str(bad), filepath=str(schema))
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("workflow_type,configs", [("train", ["train"]), ("infer", ["inference"])])
+def test_config_workflow_properties(name, workflow_type, configs, phantom_sets, tmp_path):
+    from monai.bundle import ConfigWorkflow
+
+    bundle = ROOT / "bundles" / name
+    workflow = ConfigWorkflow(config_file=[str(bundle / "configs" / f"{c}.json") for c in configs],
+                              meta_file=str(bundle / "configs" / "metadata.json"),
+                              logging_file=str(bundle / "configs" / "logging.conf"), workflow_type=workflow_type,
+                              init_id="no_initialize",  # properties only: no checkpoint to load here
+                              dataset_dir=str(phantom_sets[BUNDLES[name]]), bundle_root=str(tmp_path),
+                              input_dir=str(phantom_sets[BUNDLES[name]] / "imagesTr"), cache_rate=0)
+    workflow.initialize()
+    assert workflow.check_properties() == []
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_train_infer_evaluate_export(name, phantom_sets, tmp_path):
+    bundle = ROOT / "bundles" / name
+    data = phantom_sets[BUNDLES[name]]
+    root = tmp_path / "run"
+    common = {"dataset_dir": data, "bundle_root": root, **SMALL}
+    run_id = ["run", "training"][name.startswith("hippo")]  # both spellings users type
+    _cli(bundle, "run", run_id, "--config_file", "configs/train.json", epochs=2, val_interval=1, **common)
+    assert (root / "models" / "model.pt").is_file()
+    split = json.loads((root / "eval" / "split.json").read_text())
+    assert split["counts"]["test"] >= 1 and split["counts"]["val"] >= 1
+
+    _cli(bundle, "run", "evaluating", "--config_file", "['configs/train.json','configs/evaluate.json']",
+         save_predictions="true", **common)
+    raw = (root / "eval" / "val_mean_dice_raw.csv").read_text().splitlines()
+    assert len(raw) == 1 + split["counts"]["test"]
+    assert (root / "eval" / "val_hd95_raw.csv").is_file()
+
+    test_image = Path(split["test"][0]["image"])
+    out = tmp_path / "pred"
+    _cli(bundle, "run", "--config_file", "configs/inference.json", input_dir=test_image, output_dir=out, **common)
+    pred = nib.load(str(out / test_image.name.replace(".nii.gz", "_seg.nii.gz")))
+    source = nib.load(str(test_image))
+    assert pred.shape == source.shape
+    np.testing.assert_allclose(pred.affine, source.affine, atol=1e-4)
+    n_classes = json.loads((bundle / "configs" / "metadata.json").read_text())[
+        "network_data_format"]["outputs"]["pred"]["num_channels"]
+    assert set(np.unique(np.asarray(pred.dataobj)).tolist()) <= set(range(n_classes))
+
+    ts = tmp_path / "model.ts"
+    _cli(bundle, "ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(root / "models" / "model.pt"),
+         "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json",
+         backbone_kwargs=SMALL["backbone_kwargs"])
+    scripted = torch.jit.load(str(ts), map_location="cpu")
+    assert scripted(torch.rand(1, 1, 32, 32, 24)).shape == (1, n_classes, 32, 32, 24)
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("fusion", ["none", "early", "late"])
+def test_verify_net_in_out_every_fusion(name, fusion):
+    from monai.bundle import verify_net_in_out
+
+    bundle = ROOT / "bundles" / name
+    verify_net_in_out(net_id="network_def", meta_file=str(bundle / "configs" / "metadata.json"),
+                      config_file=str(bundle / "configs" / "inference.json"), device="cpu", fusion=fusion,
+                      backbone_kwargs={"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 0})
+
+
+@pytest.mark.parametrize("fusion", ["none", "early"])
+def test_ckpt_export_other_fusions(fusion, tmp_path):
+    from monai.bundle import ConfigParser
+
+    bundle = ROOT / "bundles" / "spleen_ct_fd_segmentation"
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["fusion"] = fusion
+    net = parser.get_parsed_content("network_def")
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    ts = tmp_path / "model.ts"
+    _cli(bundle, "ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(tmp_path / "model.pt"),
+         "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json", fusion=fusion)
+    x = torch.rand(1, 1, 32, 32, 32)
+    torch.testing.assert_close(torch.jit.load(str(ts))(x), net.eval()(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_hippocampus_bundle_learns_on_phantoms(tmp_path):
+    """Long enough to learn: validation Dice on phantoms must clear a floor well above chance."""
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=14, seed=3, progress=False)
+    bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+    root = tmp_path / "run"
+    _cli(bundle, "run", "--config_file", "configs/train.json", dataset_dir=data, bundle_root=root, epochs=25,
+         val_interval=5, fusion="late", spatial_size="[48,48,32]", num_workers=0)
+    _cli(bundle, "run", "--config_file", "['configs/train.json','configs/evaluate.json']", dataset_dir=data,
+         bundle_root=root, fusion="late", spatial_size="[48,48,32]", num_workers=0)
+    mean_dice = float((root / "eval" / "metrics.csv").read_text().splitlines()[0].split(",")[1])
+    assert mean_dice > 0.6, f"test Dice {mean_dice:.3f} after 25 epochs"
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_cpu(phantom_sets, tmp_path):
+    bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+    root = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
+           "run", "--config_file", "['configs/train.json','configs/multi_gpu_train.json']",
+           "--dataset_dir", str(phantom_sets["hippocampus"]), "--bundle_root", str(root), "--epochs", "1",
+           "--val_interval", "1"] + [arg for k, v in SMALL.items() for arg in (f"--{k}", v)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (root / "models" / "model.pt").is_file()
+    state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert not any(k.startswith("module.") for k in state)  # saved unwrapped, loadable by inference.json
