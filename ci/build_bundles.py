@@ -76,6 +76,8 @@ def _preprocessing(keys: List[str]) -> List[Dict[str, Any]]:
         {"_target_": "LoadImaged", "keys": keys, "image_only": True},
         {"_target_": "EnsureChannelFirstd", "keys": keys},
         {"_target_": "Orientationd", "keys": keys, "axcodes": "RAS"},
+        {"_target_": "Lambdad", "keys": "image", "func": "$lambda x: torch.nan_to_num(x, 0.0, 0.0, 0.0)",
+         "_disabled_": "$@nan_policy != 'zero'"},
         {"_target_": "ScaleIntensityd", "keys": "image", "minv": 0.0, "maxv": 1.0},
         {"_target_": "Resized", "keys": keys, "spatial_size": "@spatial_size", "mode": modes},
         {"_target_": "EnsureTyped", "keys": keys, "dtype": "$torch.float32"},
@@ -86,7 +88,7 @@ def _network_def() -> Dict[str, Any]:
     return {
         "_target_": "freq_transforms.FrequencyDisentangledNet",
         "backbone": "@backbone", "backbone_kwargs": "@backbone_kwargs",
-        "in_channels": 1, "out_channels": "@num_classes", "spatial_dims": 3,
+        "in_channels": "@in_channels", "out_channels": "@num_classes", "spatial_dims": 3,
         "fusion": "@fusion", "cutoff": "@cutoff", "mask": "@mask", "fuse": "@fuse", "features": "@features",
         "learnable_cutoff": "@learnable_cutoff", "centered": "@centered",
     }
@@ -102,10 +104,14 @@ def _common(spec: Dict[str, Any]) -> Dict[str, Any]:
         "dataset_dir": spec["dataset_dir"],
         "spatial_size": spec["spatial_size"],
         "num_classes": len(spec["labels"]),
+        "in_channels": 1,
+        "nan_policy": "error",
         "fusion": "late",
         "cutoff": 0.1,
         "mask": "box",
-        "fuse": "spectral",
+        # concat, not the released code's spectral replacement: with late fusion the spectral op leaves the
+        # output's low band to one linear conv of the low image, and it learns far slower (bundle README)
+        "fuse": "concat",
         "centered": True,
         "learnable_cutoff": False,
         "features": 8,
@@ -120,16 +126,17 @@ def _common(spec: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def _postprocessing(num_classes: str) -> List[Dict[str, Any]]:
-    """Softmax, back to the original grid, and the original label in place of the resized one."""
+def _postprocessing(num_classes: str, save: Dict[str, Any] | None = None) -> List[Dict[str, Any]]:
+    """Softmax, back to the original grid, argmax (optionally saved), the original label, one-hot for metrics."""
     return [
         {"_target_": "Activationsd", "keys": "pred", "softmax": True},
         {"_target_": "Invertd", "keys": "pred", "transform": "@validate#preprocessing", "orig_keys": "image",
          "nearest_interp": False, "to_tensor": True},
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+        *([save] if save else []),
         {"_target_": "DeleteItemsd", "keys": "label"},
         {"_target_": "CopyItemsd", "keys": "label_orig", "names": "label"},
-        {"_target_": "AsDiscreted", "keys": ["pred", "label"], "argmax": [True, False],
-         "to_onehot": [num_classes, num_classes]},
+        {"_target_": "AsDiscreted", "keys": ["pred", "label"], "to_onehot": [num_classes, num_classes]},
     ]
 
 
@@ -147,8 +154,9 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         "batch_size": 2,
         "cache_rate": 1.0,
         "augment": False,
+        "check_data": True,
         "split": "$freq_transforms.data.bundle_split(@dataset_dir, @split_ratio, @split_seed, @seed, @n_train, "
-                 "@output_dir)",
+                 "@output_dir, @num_classes, @in_channels, @nan_policy, @check_data)",
         "loss": {"_target_": "DiceCELoss", "include_background": False, "to_onehot_y": True, "softmax": True,
                  "batch": True, "smooth_nr": 1e-5, "smooth_dr": 1e-5},
         "optimizer": {"_target_": "torch.optim.Adam", "params": "$@network.parameters()", "lr": "@learning_rate"},
@@ -203,8 +211,7 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         "handlers": [
             {"_target_": "StatsHandler", "iteration_log": False},
             {"_target_": "TensorBoardStatsHandler", "log_dir": "@output_dir", "iteration_log": False},
-            {"_target_": "CheckpointSaver", "save_dir": "@ckpt_dir", "save_dict": {"model": "@network"},
-             "save_key_metric": True, "key_metric_filename": "model.pt"},
+            "@best_model_saver",
         ],
         "key_metric": {"val_mean_dice": {"_target_": "MeanDice", "include_background": False,
                                          "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
@@ -213,7 +220,17 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
                       "postprocessing": "@validate#postprocessing", "key_val_metric": "@validate#key_metric",
                       "val_handlers": "@validate#handlers", "amp": "@use_amp"},
     }
-    config["initialize"] = ["$monai.utils.set_determinism(seed=@seed)"]
+    # models/model.pt (best validation Dice) and models/resume.pt (last epoch) are written atomically;
+    # the same command after a kill resumes from resume.pt (set resume=false to start afresh)
+    config["best_model_saver"] = {"_target_": "freq_transforms.handlers.BestModelSaver", "save_dir": "@ckpt_dir",
+                                  "network": "@network", "filename": "model.pt"}
+    config["resume"] = True
+    config["resume_handler"] = {
+        "_target_": "freq_transforms.handlers.ResumeCheckpoint", "path": "$@ckpt_dir + '/resume.pt'",
+        "save_dict": {"model": "@network", "optimizer": "@optimizer", "trainer": "@train#trainer",
+                      "best_model": "@best_model_saver"},
+        "map_location": "@device", "enabled": "@resume"}
+    config["initialize"] = ["$monai.utils.set_determinism(seed=@seed)", "$@resume_handler.attach(@train#trainer)"]
     config["run"] = ["$@train#trainer.run()"]
     config["training"] = "%run"
     return config
@@ -224,13 +241,12 @@ def evaluate_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "test_dataset_dir": None,
         "validate#dataset#data": "$@split['test'] if @test_dataset_dir is None else "
-                                 "freq_transforms.data.load_msd_datalist(@test_dataset_dir)",
+                                 "freq_transforms.data.checked_datalist(@test_dataset_dir, @num_classes, @in_channels, @nan_policy)",
         "validate#dataset#cache_rate": 0,
-        "validate#postprocessing#transforms": _postprocessing("@num_classes") + [
-            {"_target_": "SaveImaged", "_disabled_": "$not @save_predictions", "keys": "pred",
-             "output_dir": "$@output_dir + '/predictions'", "resample": False, "separate_folder": False,
-             "output_postfix": "seg", "output_dtype": "$numpy.uint8", "squeeze_end_dims": True},
-        ],
+        "validate#postprocessing#transforms": _postprocessing("@num_classes", {
+            "_target_": "SaveImaged", "_disabled_": "$not @save_predictions", "keys": "pred",
+            "output_dir": "$@output_dir + '/predictions'", "resample": False, "separate_folder": False,
+            "output_postfix": "seg", "output_dtype": "$numpy.uint8", "squeeze_end_dims": True}),
         "save_predictions": False,
         "validate#additional_metrics": {
             "val_hd95": {"_target_": "HausdorffDistance", "include_background": False, "percentile": 95,
@@ -304,12 +320,13 @@ def multi_gpu_config() -> Dict[str, Any]:
         "validate#dataloader#sampler": "@validate#sampler",
         "validate#evaluator#val_handlers": "$None if dist.get_rank() > 0 else @validate#handlers",
         "split": "$freq_transforms.data.bundle_split(@dataset_dir, @split_ratio, @split_seed, @seed, @n_train, "
-                 "@output_dir if dist.get_rank() == 0 else None)",
+                 "@output_dir if dist.get_rank() == 0 else None, @num_classes, @in_channels, @nan_policy, @check_data)",
         "initialize": [
             "$import torch.distributed as dist",
             "$dist.is_initialized() or dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')",
             "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
             "$monai.utils.set_determinism(seed=@seed)",
+            "$@resume_handler.attach(@train#trainer)",
             "$import logging",
             "$@train#trainer.logger.setLevel(logging.WARNING if dist.get_rank() > 0 else logging.INFO)",
             "$@validate#evaluator.logger.setLevel(logging.WARNING if dist.get_rank() > 0 else logging.INFO)",
@@ -484,7 +501,7 @@ python -m monai.bundle ckpt_export network_def --filepath models/model.ts \\
 | `fusion` | `late` | `none` (plain backbone), `early`, `late` |
 | `cutoff` | `0.1` | fraction of each axis's spectrum in the low band (paper's beta) |
 | `mask` | `box` | `box` (paper), `ball`, `gaussian` |
-| `fuse` | `spectral` | `spectral` (paper's code), `concat`, `add` |
+| `fuse` | `concat` | `concat`, `add`, `spectral` (the paper's code: the low features' spectrum replaces the low band of the other branch) |
 | `centered` | `true` | `false` reproduces the released code, whose "low" band is really the highest frequencies |
 | `learnable_cutoff` | `false` | train the cutoff through a soft mask |
 | `backbone` | `UNet` | any `monai.networks.nets` name, e.g. `SegResNet`, `DynUNet`; `backbone_kwargs` for its options |
@@ -495,7 +512,18 @@ python -m monai.bundle ckpt_export network_def --filepath models/model.ts \\
 | `augment` | `false` | `true` adds random affine, intensity scale/shift and noise (the paper used none) |
 | `device`, `amp` | CUDA if available | AMP is only used on CUDA |
 | `num_workers`, `cache_rate` | `2`, `1.0` | data loading |
+| `check_data` | `true` | read every case once before training and stop with one message naming a bad file |
+| `nan_policy` | `error` | `zero` replaces NaN/Inf voxels by 0 instead of stopping |
+| `in_channels` | `1` | image channels (a 4-D file with N volumes needs `in_channels` N) |
+| `resume` | `true` | the same command after a crash continues from `models/resume.pt` |
 | `spatial_size` | `{spec['spatial_size']}` | fixed network input size |
+
+Why `fuse=concat` by default: with late fusion the paper code's spectral operation hands the whole low
+band of the output to one linear conv of the low image. On hippocampus phantoms (14 cases, 48x48x32,
+25 epochs, validation Dice at epoch 25) late fusion reached 0.77 with `concat`, 0.31 with `add` and 0.09 with
+`spectral`, against 0.85 for `none` and early fusion; command:
+`python -m freq_transforms phantoms --task hippocampus --out /tmp/hip14 --n 14 --seed 3` then
+`python -m monai.bundle run --config_file configs/train.json --dataset_dir /tmp/hip14 --epochs 25 --val_interval 5 --fusion late --fuse concat --spatial_size "[48,48,32]"`.
 
 Training follows the paper: Adam lr 1e-3, Dice-based loss (DiceCE, background excluded), no augmentation,
 min-max normalisation, resize to a fixed size. Two deliberate differences from the released code: labels

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 
 import fire
 
-from .data import DataError, bundle_split
+from .data import DataError, make_split
 
 REPO_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 
@@ -43,7 +43,7 @@ def phantoms(task: str, out: str, n: int = 12, seed: int = 0, shape: Optional[Se
 def split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0, seed: int = 0,
           n_train: Optional[int] = None, output_dir: Optional[str] = None) -> Dict[str, int]:
     """Show (and with ``output_dir`` write) the train/val/test split a bundle would use."""
-    parts = bundle_split(dataset_dir, [float(r) for r in _as_list(split_ratio)], split_seed, seed, n_train, output_dir)
+    parts = make_split(dataset_dir, [float(r) for r in _as_list(split_ratio)], split_seed, seed, n_train, output_dir)
     return {name: len(items) for name, items in parts.items()}
 
 

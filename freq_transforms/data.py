@@ -8,9 +8,19 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
+import logging
 
-__all__ = ["DataError", "load_msd_datalist", "split_datalist", "bundle_split", "image_list", "atomic_write_text"]
+import nibabel as nib
+import numpy as np
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DataError", "load_msd_datalist", "split_datalist", "make_split", "bundle_split", "image_list", "atomic_write_text",
+           "NAN_POLICIES", "check_case", "check_datalist", "checked_datalist"]
+
+NAN_POLICIES = ("error", "zero")
+AFFINE_TOLERANCE = 1e-3  # mm; real scanners' image/label headers differ by float rounding only
 
 Item = Dict[str, str]
 
@@ -114,10 +124,86 @@ def split_datalist(items: Sequence[Item], split_ratio: Sequence[float] = (166, 4
     return {"train": train, "val": val, "test": test}
 
 
-def bundle_split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0,
-                 seed: int = 0, n_train: Optional[int] = None, output_dir: Optional[str] = None) -> Dict[str, List[Item]]:
-    """The split a bundle trains and evaluates on, written to ``output_dir/split.json`` for audit."""
+def _load_nifti(path: str) -> nib.Nifti1Image:
+    try:
+        image = nib.load(path)
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
+    except Exception as err:  # nibabel raises several types for files that are not NIfTI
+        raise DataError(f"{path} is not a readable NIfTI file ({type(err).__name__}: {err})") from None
+    return image
+
+
+def _voxels(image: nib.Nifti1Image, path: str) -> np.ndarray:
+    try:
+        return np.asanyarray(image.dataobj)
+    except Exception as err:  # truncated or corrupt gzip streams fail only when the voxels are read
+        raise DataError(f"{path} is corrupt or truncated ({type(err).__name__}: {err})") from None
+
+
+def check_case(image_path: str, label_path: Optional[str] = None, num_classes: Optional[int] = None,
+               in_channels: int = 1, nan_policy: str = "error") -> None:
+    """Raise :class:`DataError` naming the file if a case cannot be trained on as it is.
+
+    Checks: readable NIfTI, 3-D (or 4-D with ``in_channels`` volumes), finite voxels unless
+    ``nan_policy="zero"``, label of the image's shape and affine, whole-number label values within
+    ``0 .. num_classes - 1``.
+    """
+    if nan_policy not in NAN_POLICIES:
+        raise DataError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    image = _load_nifti(image_path)
+    spatial = image.shape[:3]
+    channels = image.shape[3] if len(image.shape) == 4 else 1
+    if len(image.shape) not in (3, 4) or channels != in_channels:
+        raise DataError(f"{image_path} has shape {image.shape}: expected a 3-D volume (in_channels={in_channels}); "
+                        "for a 4-D file give one volume per case or set in_channels to its number of volumes")
+    voxels = _voxels(image, image_path)
+    bad = int(np.size(voxels) - np.count_nonzero(np.isfinite(voxels))) if voxels.dtype.kind == "f" else 0
+    if bad and nan_policy == "error":
+        raise DataError(f"{image_path} has {bad} NaN/Inf voxels; clean it or set nan_policy='zero' to replace them by 0")
+    if label_path is None:
+        return
+    label = _load_nifti(label_path)
+    if tuple(label.shape[:3]) != tuple(spatial) or len(label.shape) > 3 and label.shape[3] != 1:
+        raise DataError(f"{label_path} has shape {label.shape} but its image {image_path} has {image.shape}")
+    if not np.allclose(label.affine, image.affine, atol=AFFINE_TOLERANCE):
+        raise DataError(f"{label_path} and {image_path} have different affines (tolerance {AFFINE_TOLERANCE} mm)")
+    values = np.unique(_voxels(label, label_path))
+    if not np.all(np.isfinite(values)) or not np.allclose(values, np.round(values), atol=1e-3):
+        raise DataError(f"{label_path} holds non-integer label values {values[:8].tolist()}")
+    if num_classes is not None:
+        outside = [v for v in np.round(values).astype(int).tolist() if not 0 <= v < int(num_classes)]
+        if outside:
+            raise DataError(f"{label_path} holds label values {outside} outside the declared classes "
+                            f"0..{int(num_classes) - 1}")
+
+
+def check_datalist(items: Sequence[Item], num_classes: Optional[int] = None, in_channels: int = 1,
+                   nan_policy: str = "error", progress: bool = True) -> None:
+    """:func:`check_case` on every item (a progress bar for long lists); the first problem raises."""
+    for item in tqdm(items, desc="checking cases", disable=not progress or len(items) < 20, leave=False):
+        check_case(item["image"], item.get("label"), num_classes, in_channels, nan_policy)
+
+
+def checked_datalist(dataset_dir: str, num_classes: Optional[int] = None, in_channels: int = 1,
+                     nan_policy: str = "error", key: str = "training") -> List[Item]:
+    """:func:`load_msd_datalist` plus :func:`check_datalist` (e.g. an external test set)."""
+    items = load_msd_datalist(dataset_dir, key)
+    check_datalist(items, num_classes, in_channels, nan_policy)
+    return items
+
+
+def make_split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0,
+               seed: int = 0, n_train: Optional[int] = None, output_dir: Optional[str] = None,
+               num_classes: Optional[int] = None, in_channels: int = 1, nan_policy: str = "error",
+               check: bool = True) -> Dict[str, List[Item]]:
+    """The split a bundle trains and evaluates on, written to ``output_dir/split.json`` for audit.
+
+    With ``check`` every case used is read once and checked (:func:`check_case`) before training starts.
+    """
     split = split_datalist(load_msd_datalist(dataset_dir), split_ratio, split_seed, seed, n_train)
+    if check:
+        check_datalist([item for part in split.values() for item in part], num_classes, in_channels, nan_policy)
     if output_dir:
         record = {"dataset_dir": str(Path(dataset_dir).resolve()), "split_ratio": list(split_ratio),
                   "split_seed": split_seed, "seed": seed, "n_train": n_train,
@@ -126,18 +212,11 @@ def bundle_split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52),
     return split
 
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-
-def image_list(path: str | os.PathLike) -> List[str]:
-    """Images to run inference on: a single file, or every ``.nii``/``.nii.gz`` in a folder (sorted)."""
-    target = Path(path).expanduser()
-    if target.is_file():
-        return [str(target.resolve())]
-    if not target.is_dir():
-        raise DataError(f"input_dir {target} does not exist (give a folder of .nii.gz images or one file)")
-    files = sorted(str(p.resolve()) for p in target.iterdir() if p.name.endswith(NIFTI_SUFFIXES)
-                   and not p.name.startswith("."))
-    if not files:
-        raise DataError(f"input_dir {target} holds no .nii or .nii.gz images")
-    return files
+def bundle_split(*args: Any, **kwargs: Any) -> Dict[str, List[Item]]:
+    """:func:`make_split` for bundle configs: a data problem is also logged as one ``ERROR`` line,
+    so it stands out above monai.bundle's traceback."""
+    try:
+        return make_split(*args, **kwargs)
+    except DataError as err:
+        logger.error(f"dataset check failed: {err}")
+        raise

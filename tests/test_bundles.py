@@ -183,12 +183,13 @@ def test_hippocampus_bundle_learns_on_phantoms(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_two_process_cpu(phantom_sets, tmp_path):
+def test_torchrun_two_process_cpu(tmp_path):
     bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=12, seed=2, progress=False)  # 2 val cases
     root = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
            "run", "--config_file", "['configs/train.json','configs/multi_gpu_train.json']",
-           "--dataset_dir", str(phantom_sets["hippocampus"]), "--bundle_root", str(root), "--epochs", "1",
+           "--dataset_dir", str(data), "--bundle_root", str(root), "--epochs", "1",
            "--val_interval", "1"] + [arg for k, v in SMALL.items() for arg in (f"--{k}", v)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600, env=env)

@@ -1,0 +1,145 @@
+"""Ignite handlers for the bundles: atomic best-model saving and kill-safe resumption."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+from ignite.engine import Engine, Events
+
+__all__ = ["atomic_torch_save", "is_main_process", "unwrap", "BestModelSaver", "ResumeCheckpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temp file in the same folder, then rename: a kill never leaves a truncated file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def is_main_process() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
+        torch.distributed.get_rank() == 0
+
+
+def unwrap(network: torch.nn.Module) -> torch.nn.Module:
+    """The module inside DistributedDataParallel / DataParallel, so weights load without ``module.``."""
+    return network.module if isinstance(network, (torch.nn.parallel.DistributedDataParallel,
+                                                  torch.nn.DataParallel)) else network
+
+
+class BestModelSaver:
+    """Save the network's ``state_dict`` atomically whenever the evaluator's key metric improves.
+
+    Attach to the validation evaluator (``val_handlers``). ``state_dict``/``load_state_dict`` carry the
+    best value so that a resumed run does not overwrite a better model with a worse one.
+
+    Args:
+        save_dir: folder of the model file.
+        network: the trained network (DDP is unwrapped).
+        metric_name: the evaluator metric to maximise (default: its key metric).
+        filename: model file name (``model.pt``, what inference.json loads).
+    """
+
+    def __init__(self, save_dir: str, network: torch.nn.Module, metric_name: Optional[str] = None,
+                 filename: str = "model.pt") -> None:
+        self.path = Path(save_dir) / filename
+        self.network = network
+        self.metric_name = metric_name
+        self.best = float("-inf")
+        self.best_epoch = -1
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        name = self.metric_name or getattr(engine.state, "key_metric_name", None)
+        if name is None or name not in engine.state.metrics:
+            raise KeyError(f"BestModelSaver: metric {name!r} not computed by the evaluator")
+        value = float(engine.state.metrics[name])
+        epoch = self._trainer_epoch(engine)
+        if value > self.best:
+            self.best, self.best_epoch = value, epoch
+            if is_main_process():
+                atomic_torch_save(unwrap(self.network).state_dict(), self.path)
+                logger.info(f"saved {self.path} ({name} {value:.4f} at epoch {epoch})")
+
+    @staticmethod
+    def _trainer_epoch(engine: Engine) -> int:
+        return int(getattr(engine.state, "epoch", -1))
+
+    def state_dict(self) -> Dict[str, float]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: Mapping[str, float]) -> None:
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+
+
+class ResumeCheckpoint:
+    """Resume training after a crash or kill: the same command continues where the last epoch ended.
+
+    After every trainer epoch it writes ``path`` atomically with each object's ``state_dict`` (model,
+    optimizer, trainer engine, best-model tracker, ...); when the trainer starts and ``path`` exists, it
+    loads them back (``weights_only=True``, ``map_location``) and training continues from the next epoch.
+    When training completes the file is kept renamed to ``<name>.done`` so a later run starts afresh.
+
+    Args:
+        path: resume file, e.g. ``models/resume.pt``.
+        save_dict: name -> object with ``state_dict``/``load_state_dict`` (the trainer engine included).
+        map_location: device for loading (``cpu`` for a GPU checkpoint on a CPU machine).
+        enabled: ``False`` disables loading (saving still happens).
+    """
+
+    def __init__(self, path: str, save_dict: Mapping[str, Any], map_location: Any = "cpu", enabled: bool = True) -> None:
+        self.path = Path(path)
+        self.save_dict = dict(save_dict)
+        self.map_location = map_location
+        self.enabled = enabled
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.load)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
+        engine.add_event_handler(Events.COMPLETED, self.complete)
+
+    def _state(self) -> Dict[str, Any]:
+        return {name: unwrap(obj).state_dict() if isinstance(obj, torch.nn.Module) else obj.state_dict()
+                for name, obj in self.save_dict.items()}
+
+    def save(self, engine: Engine) -> None:
+        if is_main_process():
+            atomic_torch_save(self._state(), self.path)
+
+    def load(self, engine: Engine) -> None:
+        if not (self.enabled and self.path.is_file()):
+            return
+        try:
+            state = torch.load(self.path, map_location=self.map_location, weights_only=True)
+        except Exception as err:
+            raise RuntimeError(f"resume file {self.path} could not be loaded ({err}); delete it to start afresh") from None
+        max_epochs = engine.state.max_epochs
+        for name, obj in self.save_dict.items():
+            if name not in state:
+                raise KeyError(f"resume file {self.path} has no {name!r} entry; delete it to start afresh")
+            target = unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
+            target.load_state_dict(state[name])
+        if engine.state.epoch > max_epochs:
+            raise ValueError(f"resume file {self.path} is at epoch {engine.state.epoch}, beyond epochs={max_epochs}")
+        engine.state.max_epochs = max_epochs
+        logger.warning(f"resumed from {self.path} at epoch {engine.state.epoch} of {max_epochs}")
+
+    def complete(self, engine: Engine) -> None:
+        if is_main_process() and self.path.is_file():
+            os.replace(self.path, self.path.with_suffix(self.path.suffix + ".done"))
