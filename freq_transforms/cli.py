@@ -1,6 +1,6 @@
 """Command line: ``python -m freq_transforms <command> --help``.
 
-Commands: ``demo`` (the main job on phantoms), ``phantoms``, ``split``, ``figure``.
+Commands: ``demo`` (the main job on phantoms), ``phantoms``, ``split``, ``figure``, ``release``.
 """
 
 from __future__ import annotations
@@ -73,14 +73,29 @@ def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_inte
     return str(run_demo(Path(out), bundle_dir, n_cases, epochs, val_interval, _as_list(fusions), seed))
 
 
-COMMANDS = {"demo": demo, "phantoms": phantoms, "split": split, "figure": figure}
+def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str] = None,
+            weights_url: Optional[str] = None) -> Dict[str, Dict[str, str]]:
+    """Write zoo-style archives ``<out>/<name>_v<version>.zip`` and ``<out>/model_info.json``.
+
+    Args:
+        bundles: folder of bundles.
+        out: output folder (an existing model_info.json is merged, older versions stay listed).
+        base_url: where the zips will be published, e.g. a GitHub release's download URL.
+        weights_url: host models/ apart (a large_files.yml is shipped instead), e.g. a Hugging Face repo.
+    """
+    from .release import release as make_release
+
+    return make_release(bundles, out, base_url, weights_url)
+
+
+COMMANDS = {"demo": demo, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point; bad input ends with a one-line ``error: ...`` and exit code 2."""
     try:
         fire.Fire(COMMANDS, command=argv, name="python -m freq_transforms")
-    except (DataError, ValueError, FileExistsError, FileNotFoundError) as err:
+    except (DataError, ValueError, FileExistsError, FileNotFoundError) as err:  # ReleaseError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

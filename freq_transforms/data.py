@@ -220,3 +220,20 @@ def bundle_split(*args: Any, **kwargs: Any) -> Dict[str, List[Item]]:
     except DataError as err:
         logger.error(f"dataset check failed: {err}")
         raise
+
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def image_list(path: str | os.PathLike) -> List[str]:
+    """Images to run inference on: a single file, or every ``.nii``/``.nii.gz`` in a folder (sorted)."""
+    target = Path(path).expanduser()
+    if target.is_file():
+        return [str(target.resolve())]
+    if not target.is_dir():
+        raise DataError(f"input_dir {target} does not exist (give a folder of .nii.gz images or one file)")
+    files = sorted(str(p.resolve()) for p in target.iterdir() if p.name.endswith(NIFTI_SUFFIXES)
+                   and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"input_dir {target} holds no .nii or .nii.gz images")
+    return files
