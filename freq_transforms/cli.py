@@ -1,6 +1,7 @@
 """Command line: ``python -m freq_transforms <command> --help``.
 
-Commands: ``demo`` (the main job on phantoms), ``phantoms``, ``split``, ``figure``, ``release``.
+Commands: ``demo`` (the main job on phantoms), ``phantoms``, ``split``, ``figure``, ``sweep``, ``bench``,
+``release``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,51 @@ def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str]
     return make_release(bundles, out, base_url, weights_url)
 
 
-COMMANDS = {"demo": demo, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
+def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optional[str] = None,
+          bundle: Optional[str] = None) -> None:
+    """Measure FD against the plain backbone side by side: train step, memory, inference, FFT, loading.
+
+    Args:
+        repeats: repeats per measurement (medians are printed).
+        train_size: network input size of the train-step measurement.
+        out: also write the Markdown report there (e.g. docs/benchmarks.md).
+        bundle: bundle whose preprocessing is timed (default: this checkout's hippocampus bundle).
+    """
+    from .bench import run_benchmarks
+    from .data import atomic_write_text
+
+    bundle_dir = Path(bundle) if bundle else REPO_BUNDLES / "hippocampus_mri_fd_segmentation"
+    size = [int(s) for s in _as_list(train_size)]
+    report = run_benchmarks(repeats, size, bundle_dir if bundle_dir.is_dir() else None)
+    if out:
+        command = f"python -m freq_transforms bench --repeats {repeats} --train_size {','.join(map(str, size))}"
+        atomic_write_text(out, f"# Benchmarks\n\nCommand: `{command}`\n\n{report}\n")
+
+
+def sweep(bundle: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8, 17),
+          fusion: Sequence[str] = ("none", "early", "late"), seeds: Sequence[int] = (0, 1, 2), epochs: int = 150,
+          test_dir: Optional[str] = None, overrides: Optional[Dict] = None) -> str:
+    """Run the n_train x fusion x seed grid through the bundle's configs; resumable; writes summaries.
+
+    Args:
+        bundle: bundle folder, e.g. bundles/hippocampus_mri_fd_segmentation.
+        dataset_dir: MSD-layout folder (split by the bundle: fixed val/test, nested train subsets).
+        out: output folder: runs/<n>_<fusion>_s<seed>/, summary.csv, summary.md, dice_vs_ntrain.png.
+        n_train: training-set sizes; "all" for the whole train part.
+        fusion: FD modes.
+        seeds: training seeds.
+        epochs: epochs per run.
+        test_dir: score an external MSD-layout test set instead of the bundle's test split.
+        overrides: more bundle overrides, e.g. "{'val_interval': 10, 'cutoff': 0.2}".
+    """
+    from .sweep import run_sweep
+
+    sizes = [None if str(n) == "all" else int(n) for n in _as_list(n_train)]
+    return str(run_sweep(Path(bundle), dataset_dir, Path(out), sizes, [str(f) for f in _as_list(fusion)],
+                         [int(s) for s in _as_list(seeds)], int(epochs), test_dir, dict(overrides or {})))
+
+
+COMMANDS = {"demo": demo, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,0 +1,35 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from freq_transforms.phantoms import write_phantom_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=8, seed=4, progress=False)
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "freq_transforms", "sweep", "--bundle", str(ROOT / "bundles" / "hippocampus_mri_fd_segmentation"),
+           "--dataset_dir", str(data), "--out", str(out), "--n_train", "2,3,99", "--fusion", "none,late", "--seeds", "0",
+           "--epochs", "1", "--overrides",
+           "{'val_interval': 1, 'spatial_size': [32, 32, 24], 'num_workers': 0, 'split_ratio': [6, 1, 1],"
+           " 'backbone_kwargs': {'channels': [8, 16, 32], 'strides': [2, 2], 'num_res_units': 1}}"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    failures = json.loads((out / "failures.json").read_text())
+    assert set(failures) == {"n99_none_s0", "n99_late_s0"}
+    assert "n_train=99 is larger than the train part (6 cases" in failures["n99_none_s0"]
+    assert "2 of 6 runs failed" in first.stdout
+    for name in ("n2_none_s0", "n2_late_s0", "n3_none_s0", "n3_late_s0"):
+        assert (out / "runs" / name / "done.json").is_file()
+    summary = (out / "summary.md").read_text()
+    assert "| hippocampus_mri_fd_segmentation | 2 | late | 1 |" in summary
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4
+    assert (out / "dice_vs_ntrain.png").stat().st_size > 1000
+    stamp = (out / "runs" / "n2_none_s0" / "done.json").stat().st_mtime_ns
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0
+    assert (out / "runs" / "n2_none_s0" / "done.json").stat().st_mtime_ns == stamp  # finished runs skipped
