@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
+from freq_transforms.runner import logging_conf
+
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
 VERSION = "0.1.0"
@@ -256,12 +258,14 @@ def evaluate_config(spec: Dict[str, Any]) -> Dict[str, Any]:
             {"_target_": "CheckpointLoader", "load_path": "$@ckpt_dir + '/model.pt'",
              "load_dict": {"model": "@network"}, "map_location": "@device"},
             {"_target_": "StatsHandler", "iteration_log": False},
-            {"_target_": "MetricsSaver", "save_dir": "@output_dir", "metrics": ["val_mean_dice", "val_hd95"],
+            {"_target_": "MetricsSaver", "save_dir": "@metrics_staging_dir", "metrics": ["val_mean_dice", "val_hd95"],
              "metric_details": ["val_mean_dice", "val_hd95"],
              "batch_transform": "$lambda batch: [item['image'].meta for item in batch]", "summary_ops": "*"},
         ],
         "initialize": ["$monai.utils.set_determinism(seed=@seed)"],
-        "run": ["$@validate#evaluator.run()"],
+        # reports are staged and renamed into output_dir only when complete
+        "metrics_staging_dir": "$@output_dir + '/.metrics_staging'",
+        "run": ["$@validate#evaluator.run()", "$freq_transforms.data.move_files(@metrics_staging_dir, @output_dir)"],
         "evaluating": "%run",
     }
 
@@ -382,28 +386,7 @@ def metadata(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-LOGGING_CONF = """[loggers]
-keys=root
-
-[handlers]
-keys=consoleHandler
-
-[formatters]
-keys=fullFormatter
-
-[logger_root]
-level=INFO
-handlers=consoleHandler
-
-[handler_consoleHandler]
-class=StreamHandler
-level=INFO
-formatter=fullFormatter
-args=(sys.stdout,)
-
-[formatter_fullFormatter]
-format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
-"""
+LOGGING_CONF = logging_conf("INFO", "sys.stdout")
 
 DATA_LICENSES = {
     "msd": """Third-party data license

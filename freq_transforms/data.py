@@ -17,7 +17,7 @@ from tqdm import tqdm
 logger = logging.getLogger(__name__)
 
 __all__ = ["DataError", "load_msd_datalist", "split_datalist", "make_split", "bundle_split", "image_list", "atomic_write_text",
-           "NAN_POLICIES", "check_case", "check_datalist", "checked_datalist"]
+           "NAN_POLICIES", "check_case", "check_datalist", "checked_datalist", "move_files"]
 
 NAN_POLICIES = ("error", "zero")
 AFFINE_TOLERANCE = 1e-3  # mm; real scanners' image/label headers differ by float rounding only
@@ -237,3 +237,21 @@ def image_list(path: str | os.PathLike) -> List[str]:
     if not files:
         raise DataError(f"input_dir {target} holds no .nii or .nii.gz images")
     return files
+
+
+def move_files(src_dir: str | os.PathLike, dst_dir: str | os.PathLike) -> List[str]:
+    """Move every file of ``src_dir`` into ``dst_dir`` by atomic renames, then remove ``src_dir``.
+
+    Bundles write metric reports into a hidden staging folder first, so a kill never leaves a
+    half-written CSV under the name a reader looks for.
+    """
+    src, dst = Path(src_dir), Path(dst_dir)
+    dst.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for path in sorted(src.iterdir()) if src.is_dir() else []:
+        if path.is_file():
+            os.replace(path, dst / path.name)
+            moved.append(str(dst / path.name))
+    if src.is_dir() and not any(src.iterdir()):
+        src.rmdir()
+    return moved

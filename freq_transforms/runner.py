@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Sequence
 
-__all__ = ["QUIET_LOGGING", "bundle_configs", "run_bundle"]
+__all__ = ["logging_conf", "QUIET_LOGGING", "bundle_configs", "run_bundle"]
 
-QUIET_LOGGING = """[loggers]
+def logging_conf(level: str = "INFO", stream: str = "sys.stdout") -> str:
+    """A ``logging.conf`` (the bundle format monai.bundle validates) with one console handler."""
+    return f"""[loggers]
 keys=root
 
 [handlers]
@@ -18,18 +20,21 @@ keys=consoleHandler
 keys=fullFormatter
 
 [logger_root]
-level=WARNING
+level={level}
 handlers=consoleHandler
 
 [handler_consoleHandler]
 class=StreamHandler
-level=WARNING
+level={level}
 formatter=fullFormatter
-args=(sys.stderr,)
+args=({stream},)
 
 [formatter_fullFormatter]
 format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
 """
+
+
+QUIET_LOGGING = logging_conf("WARNING", "sys.stderr")
 
 
 def bundle_configs(bundle_dir: str | os.PathLike, *names: str) -> list[str]:

@@ -34,7 +34,9 @@ def _run_name(n: Optional[int], fusion: str, seed: int) -> str:
 def _one_run(bundle: Path, run_dir: Path, common: Dict[str, Any], n: Optional[int], fusion: str, seed: int,
              epochs: int, test_dir: Optional[str], logging_file: str) -> Dict[str, Any]:
     overrides = {**common, "bundle_root": str(run_dir), "n_train": n, "fusion": fusion, "seed": seed}
-    run_bundle(bundle, ["train"], logging_file=logging_file, epochs=epochs, **overrides)
+    if not (run_dir / "trained.json").is_file():  # a kill during training resumes from models/resume.pt
+        run_bundle(bundle, ["train"], logging_file=logging_file, epochs=epochs, **overrides)
+        atomic_write_text(run_dir / "trained.json", json.dumps({"epochs": epochs}))
     run_bundle(bundle, ["train", "evaluate"], logging_file=logging_file, test_dataset_dir=test_dir, **overrides)
     dice = read_metric_csv(run_dir / "eval" / "val_mean_dice_raw.csv")
     hd95 = read_metric_csv(run_dir / "eval" / "val_hd95_raw.csv")

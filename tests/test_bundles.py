@@ -110,7 +110,8 @@ def test_train_infer_evaluate_export(name, phantom_sets, tmp_path):
     root = tmp_path / "run"
     common = {"dataset_dir": data, "bundle_root": root, **SMALL}
     run_id = ["run", "training"][name.startswith("hippo")]  # both spellings users type
-    _cli(bundle, "run", run_id, "--config_file", "configs/train.json", epochs=2, val_interval=1, **common)
+    augment = {"augment": "true"} if name.startswith("spleen") else {}  # the augmentation override works
+    _cli(bundle, "run", run_id, "--config_file", "configs/train.json", epochs=2, val_interval=1, **augment, **common)
     assert (root / "models" / "model.pt").is_file()
     split = json.loads((root / "eval" / "split.json").read_text())
     assert split["counts"]["test"] >= 1 and split["counts"]["val"] >= 1
@@ -120,6 +121,13 @@ def test_train_infer_evaluate_export(name, phantom_sets, tmp_path):
     raw = (root / "eval" / "val_mean_dice_raw.csv").read_text().splitlines()
     assert len(raw) == 1 + split["counts"]["test"]
     assert (root / "eval" / "val_hd95_raw.csv").is_file()
+    assert not (root / "eval" / ".metrics_staging").exists()
+    if name.startswith("hippo"):  # an external MSD-layout test set instead of the test split
+        external = write_phantom_dataset("hippocampus", tmp_path / "external", n=3, seed=11, progress=False)
+        _cli(bundle, "run", "--config_file", "['configs/train.json','configs/evaluate.json']",
+             test_dataset_dir=external, **common)
+        rows = (root / "eval" / "val_mean_dice_raw.csv").read_text().splitlines()[1:]
+        assert len(rows) == 3 and all(str(external) in row for row in rows)
 
     test_image = Path(split["test"][0]["image"])
     out = tmp_path / "pred"
@@ -151,11 +159,12 @@ def test_verify_net_in_out_every_fusion(name, fusion):
                       backbone_kwargs={"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 0})
 
 
+@pytest.mark.parametrize("name", BUNDLES)
 @pytest.mark.parametrize("fusion", ["none", "early"])
-def test_ckpt_export_other_fusions(fusion, tmp_path):
+def test_ckpt_export_other_fusions(name, fusion, tmp_path):
     from monai.bundle import ConfigParser
 
-    bundle = ROOT / "bundles" / "spleen_ct_fd_segmentation"
+    bundle = ROOT / "bundles" / name
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser["fusion"] = fusion
