@@ -11,7 +11,8 @@ from monai.networks import nets
 from monai.networks.blocks import Convolution
 from torch import nn
 
-from .fourier import MASK_SHAPES, build_mask, check_cutoff, filtered_dims, soft_low_pass_mask
+from .fourier import (MASK_SHAPES, apply_low_pass, build_mask, check_cutoff, filtered_dims, soft_low_pass_mask,
+                      spectral_fuse)
 
 __all__ = ["FUSIONS", "FUSE_OPS", "BACKBONE_DEFAULTS", "build_backbone", "backbone_divisor",
            "FrequencySplit", "FrequencyDisentangledNet"]
@@ -118,26 +119,12 @@ class FrequencySplit(nn.Module):
     def _dims(self, x: torch.Tensor) -> List[int]:
         return [x.dim() - self.spatial_dims + a for a in self.axes]
 
-    def _forward_fft(self, x: torch.Tensor, dims: List[int]) -> torch.Tensor:
-        return torch.fft.rfftn(x, dim=dims) if self.centered else torch.fft.fftn(x, dim=dims)
-
-    def _inverse_fft(self, spectrum: torch.Tensor, sizes: List[int], dims: List[int]) -> torch.Tensor:
-        if self.centered:
-            return torch.fft.irfftn(spectrum, s=sizes, dim=dims)
-        return torch.fft.ifftn(spectrum, dim=dims).real
-
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        dims = self._dims(x)
-        sizes = [x.shape[d] for d in dims]
-        low = self._inverse_fft(self._forward_fft(x, dims) * self.mask_for(x), sizes, dims)
+        low = apply_low_pass(x, self.mask_for(x), self._dims(x), self.centered)
         return low, x - low
 
     def fuse(self, low: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        dims = self._dims(other)
-        sizes = [other.shape[d] for d in dims]
-        mask = self.mask_for(other)
-        spectrum = self._forward_fft(low, dims) * mask + self._forward_fft(other, dims) * (1.0 - mask)
-        return self._inverse_fft(spectrum, sizes, dims)
+        return spectral_fuse(low, other, self.mask_for(other), self._dims(other), self.centered)
 
 
 def _branch_conv(spatial_dims: int, in_channels: int, features: int) -> nn.Module:

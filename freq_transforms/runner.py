@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Sequence
 
 __all__ = ["logging_conf", "QUIET_LOGGING", "bundle_configs", "run_bundle"]
 
@@ -57,8 +57,3 @@ def run_bundle(bundle_dir: str | os.PathLike, configs: Sequence[str], run_id: st
     meta = bundle_configs(bundle_dir, "metadata")[0]
     logging_file = logging_file or str(Path(bundle_dir).resolve() / "configs" / "logging.conf")
     run(run_id=run_id, config_file=files, meta_file=meta, logging_file=logging_file, **overrides)
-
-
-def overrides_for(values: Dict[str, Any]) -> Dict[str, Any]:
-    """Drop ``None`` values so that the bundle's own defaults apply."""
-    return {key: value for key, value in values.items() if value is not None}
