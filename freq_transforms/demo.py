@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 from tqdm import tqdm
 
 from .data import atomic_write_text
-from .metrics import bootstrap_ci, paired_difference_ci, read_metric_csv
+from .metrics import bootstrap_ci, paired_difference_ci
 from .phantoms import write_phantom_dataset
 from .plots import prediction_figure
-from .runner import QUIET_LOGGING, run_bundle
+from .runner import QUIET_LOGGING
+from .sweep import train_and_evaluate
 
 __all__ = ["run_demo"]
-
-
-def _train_and_evaluate(bundle: Path, run_dir: Path, data_dir: Path, fusion: str, epochs: int,
-                        val_interval: int, seed: int, logging_file: str) -> None:
-    common = {"dataset_dir": str(data_dir), "bundle_root": str(run_dir), "fusion": fusion, "seed": seed,
-              "num_workers": 0}
-    if not (run_dir / "models" / "model.pt").is_file() or not (run_dir / "trained.json").is_file():
-        run_bundle(bundle, ["train"], logging_file=logging_file, epochs=epochs, val_interval=val_interval, **common)
-        atomic_write_text(run_dir / "trained.json", json.dumps({"epochs": epochs, "fusion": fusion, "seed": seed}))
-    run_bundle(bundle, ["train", "evaluate"], logging_file=logging_file, save_predictions=True, **common)
-
-
-def _per_case(run_dir: Path) -> Dict[str, List[float]]:
-    dice = read_metric_csv(run_dir / "eval" / "val_mean_dice_raw.csv")
-    hd95 = read_metric_csv(run_dir / "eval" / "val_hd95_raw.csv")
-    return {"files": dice["filename"], "dice": dice["mean"], "hd95": hd95["mean"]}
 
 
 def _table(results: Dict[str, Dict[str, List[float]]]) -> str:
@@ -59,9 +43,10 @@ def run_demo(out: Path, bundle: Path, n_cases: int, epochs: int, val_interval: i
     results = {}
     for fusion in fusions:
         steps.set_postfix_str(f"train+evaluate fusion={fusion}")
-        run_dir = out / "runs" / f"fusion_{fusion}"
-        _train_and_evaluate(bundle, run_dir, data_dir, fusion, epochs, val_interval, seed, logging_file)
-        results[fusion] = _per_case(run_dir)
+        common = {"dataset_dir": str(data_dir), "val_interval": val_interval, "num_workers": 0,
+                  "save_predictions": True}
+        results[fusion] = train_and_evaluate(bundle, out / "runs" / f"fusion_{fusion}", common, None, fusion, seed,
+                                             epochs, None, logging_file)
         steps.update()
     steps.close()
     table = _table(results)

@@ -58,9 +58,7 @@ def _stride_product(strides: Any, spatial_dims: int) -> List[int]:
 
 def backbone_divisor(net: nn.Module, spatial_dims: int) -> List[int]:
     """Per-axis size the backbone's input must be divisible by (1 where unknown)."""
-    if isinstance(net, (nets.UNet, nets.AttentionUnet)):
-        return _stride_product(net.strides, spatial_dims)
-    if isinstance(net, nets.DynUNet):
+    if isinstance(net, (nets.UNet, nets.AttentionUnet, nets.DynUNet)):
         return _stride_product(net.strides, spatial_dims)
     if isinstance(net, nets.SegResNet):
         return [2 ** (len(net.blocks_down) - 1)] * spatial_dims

@@ -11,10 +11,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from .data import _load_nifti, _voxels  # noqa: E402
 from .fourier import disentangle  # noqa: E402
 
 __all__ = ["load_volume", "frequency_split_figure", "prediction_figure", "save_figure"]
@@ -22,12 +22,7 @@ __all__ = ["load_volume", "frequency_split_figure", "prediction_figure", "save_f
 
 def load_volume(path: str | os.PathLike) -> np.ndarray:
     """A NIfTI volume as float32 (first channel of a 4-D image)."""
-    try:
-        data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} does not exist") from None
-    except Exception as err:  # nibabel raises several types for non-NIfTI or truncated files
-        raise ValueError(f"{path} could not be read as NIfTI ({type(err).__name__}: {err})") from None
+    data = _voxels(_load_nifti(str(path)), str(path)).astype(np.float32)
     return data[..., 0] if data.ndim == 4 else data
 
 

@@ -20,19 +20,20 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .data import atomic_write_text
+from .data import atomic_write_text, load_msd_datalist
 from .metrics import bootstrap_ci, paired_difference_ci, read_metric_csv
-from .runner import QUIET_LOGGING, run_bundle
+from .runner import QUIET_LOGGING, bundle_configs, run_bundle
 
-__all__ = ["run_sweep", "summarize"]
+__all__ = ["run_sweep", "summarize", "train_and_evaluate"]
 
 
 def _run_name(n: Optional[int], fusion: str, seed: int) -> str:
     return f"n{'all' if n is None else n}_{fusion}_s{seed}"
 
 
-def _one_run(bundle: Path, run_dir: Path, common: Dict[str, Any], n: Optional[int], fusion: str, seed: int,
-             epochs: int, test_dir: Optional[str], logging_file: str) -> Dict[str, Any]:
+def train_and_evaluate(bundle: Path, run_dir: Path, common: Dict[str, Any], n: Optional[int], fusion: str, seed: int,
+                       epochs: int, test_dir: Optional[str], logging_file: str) -> Dict[str, Any]:
+    """Train (unless ``trained.json`` marks it done) and evaluate one run; return its per-case metrics."""
     overrides = {**common, "bundle_root": str(run_dir), "n_train": n, "fusion": fusion, "seed": seed}
     if not (run_dir / "trained.json").is_file():  # a kill during training resumes from models/resume.pt
         run_bundle(bundle, ["train"], logging_file=logging_file, epochs=epochs, **overrides)
@@ -48,6 +49,10 @@ def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optio
               seeds: Sequence[int], epochs: int, test_dir: Optional[str] = None,
               overrides: Optional[Dict[str, Any]] = None) -> Path:
     """Run (or resume) the grid and write the summaries; returns ``out / 'summary.md'``."""
+    bundle_configs(bundle, "train", "evaluate", "metadata")  # a wrong bundle or dataset stops here, not per run
+    load_msd_datalist(dataset_dir)
+    if test_dir:
+        load_msd_datalist(test_dir)
     out.mkdir(parents=True, exist_ok=True)
     logging_file = str(atomic_write_text(out / "quiet_logging.conf", QUIET_LOGGING))
     common = {"dataset_dir": str(Path(dataset_dir).resolve()), **(overrides or {})}
@@ -61,7 +66,7 @@ def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optio
         if (run_dir / "done.json").is_file():
             continue
         try:
-            record = _one_run(bundle, run_dir, common, n, fusion, seed, epochs, test_dir, logging_file)
+            record = train_and_evaluate(bundle, run_dir, common, n, fusion, seed, epochs, test_dir, logging_file)
             atomic_write_text(run_dir / "done.json", json.dumps(record, indent=2))
         except Exception as err:  # one failed run must not stop the grid
             cause = _root_cause(err)

@@ -33,3 +33,12 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0
     assert (out / "runs" / "n2_none_s0" / "done.json").stat().st_mtime_ns == stamp  # finished runs skipped
+
+
+def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path):
+    cmd = [sys.executable, "-m", "freq_transforms", "sweep", "--bundle", str(ROOT / "bundles" / "hippocampus_mri_fd_segmentation"),
+           "--dataset_dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), "--n_train", "2", "--epochs", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: dataset_dir {tmp_path / 'nowhere'} does not exist or is not a folder"]
+    assert not (tmp_path / "out").exists()
