@@ -17,6 +17,7 @@ from tqdm import tqdm
 logger = logging.getLogger(__name__)
 
 __all__ = ["DataError", "load_msd_datalist", "split_datalist", "make_split", "bundle_split", "image_list", "atomic_write_text",
+           "publish",
            "NAN_POLICIES", "check_case", "check_datalist", "checked_datalist", "move_files"]
 
 NAN_POLICIES = ("error", "zero")
@@ -29,6 +30,14 @@ class DataError(ValueError):
     """Bad dataset input; the message names the file or key at fault."""
 
 
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a finished temp file onto ``path`` with ordinary permissions (mkstemp makes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename."""
     path = Path(path)
@@ -37,7 +46,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

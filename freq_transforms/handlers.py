@@ -11,6 +11,8 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from ignite.engine import Engine, Events
 
+from .data import publish
+
 __all__ = ["atomic_torch_save", "is_main_process", "unwrap", "BestModelSaver", "ResumeCheckpoint"]
 
 logger = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path

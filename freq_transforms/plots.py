@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .data import _load_nifti, _voxels  # noqa: E402
+from .data import _load_nifti, _voxels, publish  # noqa: E402
 from .fourier import disentangle  # noqa: E402
 
 __all__ = ["load_volume", "frequency_split_figure", "prediction_figure", "save_figure"]
@@ -34,7 +34,7 @@ def save_figure(fig: plt.Figure, out: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, out)
+        publish(tmp, out)
     finally:
         plt.close(fig)
         Path(tmp).unlink(missing_ok=True)

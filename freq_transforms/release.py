@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from .data import atomic_write_text
+from .data import atomic_write_text, publish
 
 __all__ = ["ReleaseError", "bundle_files", "content_hash", "write_zip", "release"]
 
@@ -70,7 +70,7 @@ def write_zip(entries: List[Tuple[str, bytes]], out: Path) -> str:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, data)
-        os.replace(tmp, out)
+        publish(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return hashlib.sha1(out.read_bytes()).hexdigest()
