@@ -19,7 +19,13 @@ from freq_transforms.runner import logging_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
+CHANGELOG = {
+    "0.2.0": "validation also after the last epoch and final weights saved when no validation ran (MONAI Label "
+             "training with max_epochs 1 or val_split 0 writes models/model.pt); branch convs run as one grouped "
+             "conv (state_dict keys branches.conv_low/conv_high)",
+    "0.1.0": "first release: FD (none/early/late) training, inference and evaluation",
+}
 PAPER = ("Fu, G., Chougar, L., Dormont, D., Lehericy, S., Colliot, O. (2023). Frequency Disentangled Learning "
          "for Segmentation of Midbrain Structures from Quantitative Susceptibility Mapping Data. "
          "MICCAI Workshop on Machine Learning in Medical Imaging. arXiv:2302.12980")
@@ -182,8 +188,10 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
                        "shuffle": True, "num_workers": "@num_workers"},
         "inferer": {"_target_": "SimpleInferer"},
         "handlers": [
-            {"_target_": "ValidationHandler", "validator": "@validate#evaluator", "epoch_level": True,
+            # validates every val_interval epochs and after the last one (MONAI Label trains with max_epochs 1)
+            {"_target_": "freq_transforms.handlers.PeriodicValidation", "validator": "@validate#evaluator",
              "interval": "@val_interval"},
+            {"_target_": "freq_transforms.handlers.SaveIfNeverValidated", "saver": "@best_model_saver"},
             {"_target_": "StatsHandler", "tag_name": "train_loss",
              "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"},
             {"_target_": "TensorBoardStatsHandler", "log_dir": "@output_dir", "tag_name": "train_loss",
@@ -348,11 +356,11 @@ def metadata(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/"
                   "meta_schema_20240725.json",
         "version": VERSION,
-        "changelog": {VERSION: "first release: FD (none/early/late) training, inference and evaluation"},
+        "changelog": CHANGELOG,
         "monai_version": "1.6.1",
         "pytorch_version": "2.13.0",
         "numpy_version": "2.4.6",
-        "required_packages_version": {"freq_transforms": "0.1.0", "nibabel": "5.4.2", "pytorch-ignite": "0.5.5",
+        "required_packages_version": {"freq_transforms": VERSION, "nibabel": "5.4.2", "pytorch-ignite": "0.5.5",
                                       "tensorboard": "2.21.0"},
         "supported_apps": {},
         "name": name,
@@ -417,6 +425,7 @@ package and free of any third-party rights (CC0).
 
 def readme(name: str, spec: Dict[str, Any]) -> str:
     labels = ", ".join(f"{i} {n}" for i, n in enumerate(spec["labels"]))
+    labels_no_bg = ", ".join(f"{n} = {i}" for i, n in enumerate(spec["labels"]) if i > 0)
     size = "x".join(str(s) for s in spec["spatial_size"])
     ratio = "/".join(str(r) for r in spec["split_ratio"])
     return f"""# {name}
@@ -475,6 +484,33 @@ python -m monai.bundle run --config_file configs/inference.json --input_dir <fol
 python -m monai.bundle ckpt_export network_def --filepath models/model.ts \\
     --ckpt_file models/model.pt --meta_file configs/metadata.json --config_file configs/inference.json
 ```
+
+## Use in MONAI Label
+
+Checked against a real MONAI Label 0.8.5 server with monai 1.6.1, CPU only and offline: the bundle is listed
+in `/info/` with its labels, `/infer` returns a label volume on the input image's grid, and a training
+round writes new weights that the next inference uses (`bash ci/monailabel_e2e.sh` in the repository).
+
+```bash
+pip install monailabel==0.8.5 "freq_transforms @ git+<this repository>"   # an offline recipe: repository README
+monailabel apps --download --name monaibundle --output apps   # copies the sample app; no network needed
+cp -r <this bundle folder> apps/monaibundle/model/{name}
+monailabel start_server --app apps/monaibundle --studies <folder of .nii.gz images> \
+    --conf models {name} --conf zoo_source github --conf sam2 false
+```
+
+- The bundle is ignored until `models/model.pt` exists: train first (commands above) or use shipped weights.
+- Keep `segmentation` in the folder name: MONAI Label takes the model type from it.
+- Offline: `--conf zoo_source github` (anything but the default) stops the model-zoo lookup, so the local
+  folder is used as is; `--conf sam2 false` skips the SAM2 model; `--conf skip_trainers true` hides training.
+- Several bundles: `--conf models name1,name2`.
+- Labels in the viewer come from `metadata.json` (`channel_def`): {labels_no_bg}.
+- Training from MONAI Label (the Train button or `POST /train/{name}`) runs `configs/train.json` on the
+  studies labelled in `labels/final`, with the request's `max_epochs` and `val_split`. Validation also runs
+  after the last epoch, so even `max_epochs` 1 writes `models/model.pt` (best validation Dice); with
+  `val_split` 0 the final weights are saved. The next inference request loads the new file.
+- Inference uses `network_def`, `preprocessing`, `postprocessing` and `inferer` of `configs/inference.json`
+  and nothing else; `freq_transforms` must be installed in the server's Python.
 
 ## Overridable keys
 

@@ -18,8 +18,8 @@ import torch
 from .fourier import disentangle, low_pass_mask
 from .networks import FUSIONS, FrequencyDisentangledNet
 
-__all__ = ["time_call", "train_step_times", "activation_memory_mb", "inference_times", "fft_split_times",
-           "loading_times", "run_benchmarks"]
+__all__ = ["time_call", "train_step_times", "activation_memory_mb", "forward_gflops", "inference_times",
+           "fft_split_times", "loading_times", "run_benchmarks"]
 
 TASK_SIZES = {"hippocampus": (64, 64, 48), "red_nucleus/dentate/spleen/heart": (160, 160, 128)}
 
@@ -54,10 +54,10 @@ def _train_step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt: tor
     return step
 
 
-def _setup(fusion: str, size: Sequence[int], batch: int, classes: int, fuse: str):
+def _setup(fusion: str, size: Sequence[int], batch: int, classes: int, fuse: str, features: int = 8):
     torch.manual_seed(0)
     device = _device()
-    net = FrequencyDisentangledNet("UNet", 1, classes, fusion=fusion, fuse=fuse).to(device)
+    net = FrequencyDisentangledNet("UNet", 1, classes, fusion=fusion, fuse=fuse, features=features).to(device)
     x = torch.rand(batch, 1, *size, device=device)
     y = torch.randint(0, classes, (batch, 1, *size), device=device).float()
     return net, x, y
@@ -102,6 +102,28 @@ def activation_memory_mb(size: Sequence[int], batch: int = 2, classes: int = 3, 
             out = net(x)
         out.float().mean().backward()
         result[fusion] = sum(storages.values()) / 2**20
+    return result
+
+
+def forward_gflops(size: Sequence[int], features: Sequence[int] = (8, 4, 2), classes: int = 3,
+                   fuse: str = "concat") -> Dict[str, float]:
+    """Forward GFLOPs of one volume (``torch.utils.flop_counter``), for ``none`` and each FD mode x branch width.
+
+    Keys: ``"none"`` and ``"<fusion> f<features>"``. FLOPs are what the architecture costs, free of timing
+    noise: they show how much of a time ratio is inherent and how much is implementation.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(fusion: str, width: int) -> float:
+        net, x, _ = _setup(fusion, size, 1, classes, fuse, width)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(x)
+        return counter.get_total_flops() / 1e9
+
+    result = {"none": count("none", 8)}
+    for fusion in FUSIONS[1:]:
+        for width in features:
+            result[f"{fusion} f{width}"] = count(fusion, width)
     return result
 
 
@@ -180,6 +202,10 @@ def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), b
     lines += ["", "### Activation memory of a train step (tensors saved for backward)", "",
               "| fusion | MB | ratio to none |", "|---|---|---|",
               *[f"| {f} | {memory[f]:.0f} | {memory[f] / memory['none']:.3f} |" for f in FUSIONS]]
+    flops = forward_gflops(size)
+    lines += ["", f"### Forward FLOPs of one volume ({'x'.join(map(str, size))}; f = branch conv features, bundles use 8)",
+              "", "| model | GFLOP | ratio to none |", "|---|---|---|",
+              *[f"| {name} | {value:.3f} | {value / flops['none']:.3f} |" for name, value in flops.items()]]
     for task, times in inference_times(repeats).items():
         lines += ["", f"### Inference, one volume ({task}, {'x'.join(map(str, TASK_SIZES[task]))})", "",
                   "| fusion | time | ratio to none |", "|---|---|---|", *_ratio_rows(times, "s")]

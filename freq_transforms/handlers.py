@@ -10,10 +10,12 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 from ignite.engine import Engine, Events
+from monai.handlers import ValidationHandler
 
 from .data import publish
 
-__all__ = ["atomic_torch_save", "is_main_process", "unwrap", "BestModelSaver", "ResumeCheckpoint"]
+__all__ = ["atomic_torch_save", "is_main_process", "unwrap", "BestModelSaver", "ResumeCheckpoint",
+           "PeriodicValidation", "SaveIfNeverValidated"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +77,13 @@ class BestModelSaver:
         epoch = self._trainer_epoch(engine)
         if value > self.best:
             self.best, self.best_epoch = value, epoch
-            if is_main_process():
-                atomic_torch_save(unwrap(self.network).state_dict(), self.path)
-                logger.info(f"saved {self.path} ({name} {value:.4f} at epoch {epoch})")
+            self.save(f"{name} {value:.4f} at epoch {epoch}")
+
+    def save(self, why: str) -> None:
+        """Write the network's weights to ``path`` now (main process only)."""
+        if is_main_process():
+            atomic_torch_save(unwrap(self.network).state_dict(), self.path)
+            logger.info(f"saved {self.path} ({why})")
 
     @staticmethod
     def _trainer_epoch(engine: Engine) -> int:
@@ -145,3 +151,43 @@ class ResumeCheckpoint:
     def complete(self, engine: Engine) -> None:
         if is_main_process() and self.path.is_file():
             os.replace(self.path, self.path.with_suffix(self.path.suffix + ".done"))
+
+
+class PeriodicValidation(ValidationHandler):
+    """``ValidationHandler`` that validates every ``interval`` epochs *and* after the last epoch.
+
+    A run shorter than the interval (MONAI Label's ``max_epochs`` 1, say) still validates, so the best
+    model is saved; an empty validation set (MONAI Label's ``val_split`` 0) is skipped with a warning.
+    """
+
+    def __init__(self, interval: int, validator: Any = None) -> None:
+        super().__init__(interval, validator, epoch_level=True)
+
+    def attach(self, engine: Engine) -> None:
+        def due(trainer: Engine, epoch: int) -> bool:
+            return epoch % self.interval == 0 or epoch == trainer.state.max_epochs
+        engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=due), self)
+
+    def __call__(self, engine: Engine) -> None:
+        loader = getattr(self.validator, "data_loader", None)
+        if loader is not None and len(loader) == 0:
+            logger.warning("validation skipped: the validation set is empty")
+            return
+        super().__call__(engine)
+
+
+class SaveIfNeverValidated:
+    """Trainer handler: when training completes and ``saver`` never saw a validation, save the final weights.
+
+    Without it a run with no validation data would train and then leave the old ``model.pt`` in place.
+    """
+
+    def __init__(self, saver: BestModelSaver) -> None:
+        self.saver = saver
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if self.saver.best_epoch < 0:
+            self.saver.save(f"final weights after epoch {engine.state.epoch}; no validation ran")

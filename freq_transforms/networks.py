@@ -15,7 +15,7 @@ from .fourier import (MASK_SHAPES, apply_low_pass, build_mask, check_cutoff, fil
                       spectral_fuse)
 
 __all__ = ["FUSIONS", "FUSE_OPS", "BACKBONE_DEFAULTS", "build_backbone", "backbone_divisor",
-           "FrequencySplit", "FrequencyDisentangledNet"]
+           "FrequencySplit", "FrequencyBranches", "FrequencyDisentangledNet"]
 
 FUSIONS = ("none", "early", "late")
 FUSE_OPS = ("spectral", "concat", "add")
@@ -125,10 +125,37 @@ class FrequencySplit(nn.Module):
         return spectral_fuse(low, other, self.mask_for(other), self._dims(other), self.centered)
 
 
-def _branch_conv(spatial_dims: int, in_channels: int, features: int) -> nn.Module:
-    conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
-    # as in the paper's code: one 3x3(x3) conv per branch, no norm/activation right after it
-    return conv(in_channels, features, kernel_size=3, padding=1, bias=False)
+class FrequencyBranches(nn.Module):
+    """One 3x3(x3) conv per branch, as in the paper's code (no norm or activation right after it).
+
+    ``forward(low, high)`` maps two ``(B, in_channels, *spatial)`` tensors to two
+    ``(B, features, *spatial)`` tensors. Both convs run as one grouped conv: the same weights and
+    result as two separate convs, about half the time on CPU (1-channel full-resolution convs are
+    memory-bound).
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, features: int) -> None:
+        super().__init__()
+        conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
+        self.conv_low = conv(in_channels, features, kernel_size=3, padding=1, bias=False)
+        self.conv_high = conv(in_channels, features, kernel_size=3, padding=1, bias=False)
+        self.spatial_dims, self.features = spatial_dims, features
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        weight = torch.cat([self.conv_low.weight, self.conv_high.weight], dim=0)
+        stacked = torch.cat([low, high], dim=1)
+        if self.spatial_dims == 3:
+            both = F.conv3d(stacked, weight, padding=1, groups=2)
+        else:
+            both = F.conv2d(stacked, weight, padding=1, groups=2)
+        return both[:, : self.features], both[:, self.features:]
+
+
+class _NoBranches(nn.Module):
+    """Stands in for the branches of the baseline (fusion="none"), which has none."""
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return low, high
 
 
 class FrequencyDisentangledNet(nn.Module):
@@ -181,8 +208,7 @@ class FrequencyDisentangledNet(nn.Module):
         self.in_channels, self.out_channels, self.features = in_channels, out_channels, features
         self.pad_to_divisible = pad_to_divisible
         self.split = FrequencySplit(cutoff, mask, spatial_dims, axes, centered, learnable_cutoff)
-        self.conv_low = _branch_conv(spatial_dims, in_channels, features)
-        self.conv_high = _branch_conv(spatial_dims, in_channels, features)
+        self.branches: nn.Module = FrequencyBranches(spatial_dims, in_channels, features)
         fused_channels = 2 * features if fuse == "concat" else features
         backbone_in = {"none": in_channels, "early": fused_channels, "late": features}[fusion]
         backbone_out = features if fusion == "late" else out_channels
@@ -190,8 +216,7 @@ class FrequencyDisentangledNet(nn.Module):
         self.divisor: List[int] = backbone_divisor(self.backbone, spatial_dims)
         self.head = self._make_head(fused_channels) if fusion == "late" else nn.Identity()
         if fusion == "none":  # the baseline has no branches; keep the parameter count honest
-            self.conv_low = nn.Identity()
-            self.conv_high = nn.Identity()
+            self.branches = _NoBranches()
 
     def _make_backbone(self, backbone: Backbone, in_channels: int, out_channels: int,
                        kwargs: Dict[str, Any]) -> nn.Module:
@@ -249,8 +274,7 @@ class FrequencyDisentangledNet(nn.Module):
                              f"got {list(x.shape)}")
         if self.fusion == "none":
             return self._run_backbone(x)
-        low, high = self.split(x)
-        low_features, high_features = self.conv_low(low), self.conv_high(high)
+        low_features, high_features = self.branches(*self.split(x))
         if self.fusion == "early":
             return self._run_backbone(self._fuse(low_features, high_features))
         return self.head(self._fuse(low_features, self._run_backbone(high_features)))

@@ -124,3 +124,16 @@ def test_bad_options_raise(kwargs, match):
 def test_wrong_input_channels_raise():
     with pytest.raises(ValueError, match=r"expected input \(B, 1"):
         _net("UNet", "late")(torch.rand(1, 2, 16, 16, 16))
+
+
+@pytest.mark.parametrize("spatial_dims,in_channels", [(2, 1), (3, 1), (3, 2)])
+def test_grouped_branches_equal_two_separate_convs(spatial_dims, in_channels):
+    from freq_transforms.networks import FrequencyBranches
+
+    torch.manual_seed(0)
+    branches = FrequencyBranches(spatial_dims, in_channels, features=4)
+    size = (2, in_channels) + (9, 10, 7)[:spatial_dims]
+    low, high = torch.randn(size), torch.randn(size)
+    got_low, got_high = branches(low, high)
+    torch.testing.assert_close(got_low, branches.conv_low(low))
+    torch.testing.assert_close(got_high, branches.conv_high(high))

@@ -20,6 +20,7 @@ from freq_transforms.release import ReleaseError, bundle_files, content_hash, re
 
 ROOT = Path(__file__).resolve().parents[1]
 HIPPO = "hippocampus_mri_fd_segmentation"
+VERSION = json.loads((ROOT / "bundles" / HIPPO / "configs" / "metadata.json").read_text())["version"]
 SMALL_NET = "{'channels': (8, 16, 32), 'strides': (2, 2), 'num_res_units': 1}"
 
 
@@ -55,7 +56,7 @@ def test_zips_are_reproducible_and_laid_out_like_the_zoo(bundles, tmp_path):
     for key in first:
         assert (tmp_path / "a" / f"{key}.zip").read_bytes() == (tmp_path / "b" / f"{key}.zip").read_bytes()
         assert first[key]["checksum"] == second[key]["checksum"]
-    names = zipfile.ZipFile(tmp_path / "a" / f"{HIPPO}_v0.1.0.zip").namelist()
+    names = zipfile.ZipFile(tmp_path / "a" / f"{HIPPO}_v{VERSION}.zip").namelist()
     assert {n.split("/")[0] for n in names} == {HIPPO}
     assert f"{HIPPO}/models/model.pt" in names and f"{HIPPO}/configs/train.json" in names
     assert not any("/eval/" in n or "resume" in n or "__pycache__" in n for n in names)
@@ -68,7 +69,7 @@ def test_model_info_format_and_merge(bundles, tmp_path):
     new = release(bundles, dist, base_url="https://example.org/releases", registry=tmp_path / "reg.json")
     index = json.loads((dist / "model_info.json").read_text())
     assert "old_bundle_v0.0.1" in index
-    key = f"{HIPPO}_v0.1.0"
+    key = f"{HIPPO}_v{VERSION}"
     assert index[key] == new[key]
     assert index[key]["source"] == f"https://example.org/releases/{key}.zip"
     assert index[key]["checksum"] == hashlib.sha1((dist / f"{key}.zip").read_bytes()).hexdigest()
@@ -80,20 +81,20 @@ def test_changed_content_without_new_version_is_refused(bundles, tmp_path):
     readme = bundles / HIPPO / "docs" / "README.md"
     readme.write_text(readme.read_text() + "\nchanged\n")
     before = sorted(p.name for p in (tmp_path / "d1").iterdir())
-    with pytest.raises(ReleaseError, match=f"{HIPPO}: content changed since {HIPPO}_v0.1.0 was released"):
+    with pytest.raises(ReleaseError, match=f"{HIPPO}: content changed since {HIPPO}_v{VERSION} was released"):
         release(bundles, tmp_path / "d1", registry=registry)
     assert sorted(p.name for p in (tmp_path / "d1").iterdir()) == before
     meta_path = bundles / HIPPO / "configs" / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    meta["version"] = "0.1.1"
+    meta["version"] = "99.0.0"
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(ReleaseError, match="version 0.1.1 has no 'changelog' entry"):
+    with pytest.raises(ReleaseError, match="version 99.0.0 has no 'changelog' entry"):
         release(bundles, tmp_path / "d1", registry=registry)
-    meta["changelog"]["0.1.1"] = "docs"
+    meta["changelog"]["99.0.0"] = "docs"
     meta_path.write_text(json.dumps(meta))
     new = release(bundles, tmp_path / "d1", registry=registry)
-    assert f"{HIPPO}_v0.1.1" in new
-    assert f"{HIPPO}_v0.1.0" in json.loads((tmp_path / "d1" / "model_info.json").read_text())
+    assert f"{HIPPO}_v99.0.0" in new
+    assert f"{HIPPO}_v{VERSION}" in json.loads((tmp_path / "d1" / "model_info.json").read_text())
 
 
 def test_repository_registry_matches_released_content():
@@ -142,7 +143,7 @@ def test_round_trip_through_monai_bundle_download(bundles, http_server, tmp_path
     weights = _with_weights(bundles)
     release(bundles, served, base_url=url, registry=tmp_path / "reg.json")
     index = json.loads((served / "model_info.json").read_text())
-    key = f"{HIPPO}_v0.1.0"
+    key = f"{HIPPO}_v{VERSION}"
     received = tmp_path / "received"
     result = _monai("download", "--name", HIPPO, "--url", index[key]["source"], "--bundle_dir", str(received))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -166,7 +167,7 @@ def test_large_files_hosted_apart_download_and_hash_check(bundles, http_server, 
     served, url = http_server
     weights = _with_weights(bundles)
     release(bundles, served, base_url=url, weights_url=f"{url}/weights", registry=tmp_path / "reg.json")
-    key = f"{HIPPO}_v0.1.0"
+    key = f"{HIPPO}_v{VERSION}"
     with zipfile.ZipFile(served / f"{key}.zip") as archive:
         assert f"{HIPPO}/models/model.pt" not in archive.namelist()
         archive.extractall(tmp_path / "received")

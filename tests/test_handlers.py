@@ -1,0 +1,78 @@
+"""Validation schedule and model saving: every training run ends with a models/model.pt."""
+
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from ignite.engine import Engine
+
+from freq_transforms.handlers import BestModelSaver, PeriodicValidation, SaveIfNeverValidated
+from freq_transforms.phantoms import write_phantom_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+HIPPO = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+
+
+def _trainer(max_epochs: int, handlers) -> Engine:
+    trainer = Engine(lambda engine, batch: None)
+    for handler in handlers:
+        handler.attach(trainer)
+    trainer.run([0, 1], max_epochs=max_epochs)
+    return trainer
+
+
+class _Validator:
+    def __init__(self, n_items: int) -> None:
+        self.data_loader = list(range(n_items))
+        self.epochs = []
+
+    def run(self, epoch: int) -> None:
+        self.epochs.append(epoch)
+
+
+@pytest.mark.parametrize("max_epochs,expected", [(12, [5, 10, 12]), (10, [5, 10]), (1, [1])])
+def test_validation_every_interval_and_after_the_last_epoch(max_epochs, expected):
+    handler = PeriodicValidation(interval=5)
+    handler.validator = _Validator(2)
+    _trainer(max_epochs, [handler])
+    assert handler.validator.epochs == expected
+
+
+def test_empty_validation_set_is_skipped_and_final_weights_saved(tmp_path):
+    handler = PeriodicValidation(interval=1)
+    handler.validator = _Validator(0)
+    net = torch.nn.Linear(2, 1)
+    saver = BestModelSaver(str(tmp_path), net)
+    _trainer(2, [handler, SaveIfNeverValidated(saver)])
+    assert handler.validator.epochs == []
+    state = torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=True)
+    torch.testing.assert_close(state["weight"], net.weight)
+
+
+def test_validated_run_keeps_its_best_model(tmp_path):
+    net = torch.nn.Linear(2, 1)
+    saver = BestModelSaver(str(tmp_path), net)
+    evaluator = types.SimpleNamespace(state=types.SimpleNamespace(metrics={"dice": 0.5}, key_metric_name="dice",
+                                                                    epoch=1))
+    saver(evaluator)
+    best = (tmp_path / "model.pt").read_bytes()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    _trainer(1, [SaveIfNeverValidated(saver)])
+    assert (tmp_path / "model.pt").read_bytes() == best
+
+
+@pytest.mark.parametrize("val_items", [0, 1])
+def test_bundle_trains_with_monailabel_style_overrides(val_items, tmp_path):
+    """MONAI Label overrides the data lists and max_epochs (1) and skips nothing else: model.pt must appear."""
+    from freq_transforms.data import load_msd_datalist
+    from freq_transforms.runner import run_bundle
+
+    data = load_msd_datalist(write_phantom_dataset("hippocampus", tmp_path / "data", n=3, seed=2, progress=False))
+    run_bundle(HIPPO, ["train"], bundle_root=str(tmp_path / "bundle"), dataset_dir=str(tmp_path / "data"),
+               num_workers=0, cache_rate=0, spatial_size=[32, 32, 24],
+               backbone_kwargs={"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 1},
+               **{"train#trainer#max_epochs": 1, "train#dataset#data": data[:2],
+                  "validate#dataset#data": data[2:2 + val_items]})
+    assert (tmp_path / "bundle" / "models" / "model.pt").is_file()
