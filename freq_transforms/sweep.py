@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from .data import atomic_write_text, load_msd_datalist
@@ -41,8 +42,9 @@ def train_and_evaluate(bundle: Path, run_dir: Path, common: Dict[str, Any], n: O
     run_bundle(bundle, ["train", "evaluate"], logging_file=logging_file, test_dataset_dir=test_dir, **overrides)
     dice = read_metric_csv(run_dir / "eval" / "val_mean_dice_raw.csv")
     hd95 = read_metric_csv(run_dir / "eval" / "val_hd95_raw.csv")
-    return {"n_train": n, "fusion": fusion, "seed": seed, "epochs": epochs, "files": dice["filename"],
-            "dice": dice["mean"], "hd95": hd95["mean"]}
+    return {"n_train": n, "fusion": fusion, "seed": seed, "epochs": epochs, "val_dice": _best_validation_dice(run_dir),
+            "train_part": _train_part_size(run_dir), "files": dice["filename"], "dice": dice["mean"],
+            "hd95": hd95["mean"]}
 
 
 def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optional[int]], fusions: Sequence[str],
@@ -99,14 +101,44 @@ def _pooled(records: List[Dict[str, Any]], key: str) -> Dict[str, float]:
     return {file: float(np.mean(v)) if all(math.isfinite(x) for x in v) else float("nan") for file, v in cases.items()}
 
 
+def _best_validation_dice(run_dir: Path) -> float:
+    """The best validation Dice the run's model selection saw (kept in its finished resume state)."""
+    done = run_dir / "models" / "resume.pt.done"
+    if not done.is_file():
+        return float("nan")
+    state = torch.load(done, map_location="cpu", weights_only=True)
+    return float(state.get("best_model", {}).get("best", float("nan")))
+
+
+def _train_part_size(run_dir: Path) -> Optional[int]:
+    """Cases in the train part the run's n_train cases were drawn from (dataset minus val and test)."""
+    try:
+        split = json.loads((run_dir / "eval" / "split.json").read_text())
+        return len(load_msd_datalist(split["dataset_dir"])) - split["counts"]["val"] - split["counts"]["test"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _n_label(n: Optional[int], part: Optional[int]) -> str:
+    if n is None:
+        return f"{part} (100%)" if part else "all"
+    return f"{n} ({100 * n / part:.1f}%)" if part else str(n)
+
+
 def summarize(out: Path, task: str) -> Path:
     """``summary.csv``, ``summary.md`` and ``dice_vs_ntrain.png`` from every finished run under ``out``."""
-    records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/done.json"))]
+    records = []
+    for path in sorted((out / "runs").glob("*/done.json")):
+        record = json.loads(path.read_text())
+        if "val_dice" not in record:  # runs recorded before these fields existed
+            record["val_dice"] = _best_validation_dice(path.parent)
+            record["train_part"] = _train_part_size(path.parent)
+        records.append(record)
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for record in records:
         groups.setdefault((record["n_train"], record["fusion"]), []).append(record)
-    rows, lines = [], [f"| task | n | FD | seeds | Dice (%) [95% CI] | HD95 (mm) [95% CI] | FD - none, Dice [95% CI] |",
-                       "|---|---|---|---|---|---|---|"]
+    rows, lines = [], ["| task | n (%) | FD | seeds | val Dice (%) | Dice (%) [95% CI] | HD95 (mm) [95% CI] | "
+                       "FD - none, Dice [95% CI] |", "|---|---|---|---|---|---|---|---|"]
     order = {"none": 0, "early": 1, "late": 2}
     for (n, fusion) in sorted(groups, key=lambda k: (math.inf if k[0] is None else k[0], order.get(k[1], 9))):
         dice = _pooled(groups[(n, fusion)], "dice")
@@ -118,13 +150,15 @@ def summarize(out: Path, task: str) -> Path:
             common = sorted(set(base) & set(dice))
             diff = paired_difference_ci([dice[c] for c in common], [base[c] for c in common]).format(100)
         seeds = sorted(r["seed"] for r in groups[(n, fusion)])
-        rows.append({"task": task, "n_train": n, "fusion": fusion, "seeds": " ".join(map(str, seeds)),
-                     "cases": len(dice), "dice": d_ci.mean, "dice_low": d_ci.low, "dice_high": d_ci.high,
+        val_dice = float(np.mean([r["val_dice"] for r in groups[(n, fusion)]]))
+        part = groups[(n, fusion)][0]["train_part"]
+        rows.append({"task": task, "n_train": n, "train_part": part if part else "", "fusion": fusion,
+                     "seeds": " ".join(map(str, seeds)), "val_dice": val_dice, "cases": len(dice), "dice": d_ci.mean, "dice_low": d_ci.low, "dice_high": d_ci.high,
                      "hd95": h_ci.mean if h_ci else "", "hd95_low": h_ci.low if h_ci else "",
                      "hd95_high": h_ci.high if h_ci else "", "hd95_cases": len(hd95), "fd_minus_none": diff})
         hd_text = h_ci.format() if h_ci else "n/a"
-        lines.append(f"| {task} | {'all' if n is None else n} | {fusion} | {len(seeds)} | {d_ci.format(100)} | "
-                     f"{hd_text} | {diff} |")
+        lines.append(f"| {task} | {_n_label(n, part)} | {fusion} | {len(seeds)} | {100 * val_dice:.2f} | "
+                     f"{d_ci.format(100)} | {hd_text} | {diff} |")
     if rows:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
@@ -132,10 +166,11 @@ def summarize(out: Path, task: str) -> Path:
         writer.writerows(rows)
         atomic_write_text(out / "summary.csv", buffer.getvalue())
         _plot(rows, out / "dice_vs_ntrain.png")
-    note = ("\nMean over test cases of the per-case Dice (mean over classes, original image grid), each case first "
-            "averaged over seeds; 95% percentile bootstrap CIs over cases (scipy.stats.bootstrap, 10,000 resamples); "
-            "FD - none is a paired bootstrap over the same cases. HD95 excludes cases where it is undefined "
-            "(empty prediction); see summary.csv hd95_cases.\n")
+    note = ("\nval Dice: the best validation Dice of each run's model selection (validation split, mean over seeds), "
+            "the only number to choose settings by. Test Dice: mean over test cases of the per-case Dice (mean over "
+            "classes, original image grid), each case first averaged over seeds; 95% percentile bootstrap CIs over "
+            "cases (scipy.stats.bootstrap, 10,000 resamples); FD - none is a paired bootstrap over the same cases. "
+            "HD95 excludes cases where it is undefined (empty prediction); see summary.csv hd95_cases.\n")
     return atomic_write_text(out / "summary.md", "\n".join(lines) + "\n" + note)
 
 

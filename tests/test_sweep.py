@@ -25,7 +25,10 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     for name in ("n2_none_s0", "n2_late_s0", "n3_none_s0", "n3_late_s0"):
         assert (out / "runs" / name / "done.json").is_file()
     summary = (out / "summary.md").read_text()
-    assert "| hippocampus_mri_fd_segmentation | 2 | late | 1 |" in summary
+    row = next(line for line in summary.splitlines() if line.startswith("| hippocampus_mri_fd_segmentation | 2 ("))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == ["2 (33.3%)", "none", "1"]  # n as a share of the 6-case train part
+    assert 0 <= float(cells[4]) <= 100  # best validation Dice, what settings are chosen by
     rows = (out / "summary.csv").read_text().splitlines()
     assert len(rows) == 1 + 4
     assert (out / "dice_vs_ntrain.png").stat().st_size > 1000
