@@ -8,9 +8,40 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
 import numpy as np
+import torch
+from monai.metrics import HausdorffDistanceMetric
 from scipy import stats
 
-__all__ = ["Interval", "bootstrap_ci", "paired_difference_ci", "read_metric_csv"]
+__all__ = ["Interval", "bootstrap_ci", "paired_difference_ci", "read_metric_csv", "voxel_spacing",
+           "HausdorffDistanceMM"]
+
+
+def voxel_spacing(affine: torch.Tensor | np.ndarray) -> List[float]:
+    """Voxel size along each array axis (the column norms of the affine's rotation-zoom part)."""
+    affine = torch.as_tensor(affine, dtype=torch.float64)
+    if affine.ndim == 3:  # a batch of one
+        affine = affine[0]
+    dims = affine.shape[-1] - 1
+    return torch.linalg.norm(affine[:dims, :dims], dim=0).tolist()
+
+
+class HausdorffDistanceMM(HausdorffDistanceMetric):
+    """``monai.metrics.HausdorffDistanceMetric`` in millimetres: each case's spacing comes from its label's affine.
+
+    MONAI's ignite handler passes no spacing, so its distances are in voxels. Here ``y`` (a ``MetaTensor``
+    on the original image grid, shape ``(1, C, *spatial)``) supplies ``spacing``; a plain tensor falls back to
+    voxels. Use it through ``monai.handlers.IgniteMetricHandler(metric_fn=HausdorffDistanceMM(...))``.
+
+    Example::
+
+        >>> metric = HausdorffDistanceMM(include_background=False, percentile=95)
+    """
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs) -> torch.Tensor:  # type: ignore[override]
+        affine = getattr(y, "affine", None)
+        if kwargs.get("spacing") is None and affine is not None:
+            kwargs["spacing"] = voxel_spacing(affine)
+        return super()._compute_tensor(y_pred, y, **kwargs)
 
 
 @dataclass(frozen=True)
