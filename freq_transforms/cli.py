@@ -133,7 +133,21 @@ def sweep(bundle: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8, 17
                          [int(s) for s in _as_list(seeds)], int(epochs), test_dir, dict(overrides or {})))
 
 
-COMMANDS = {"demo": demo, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
+def export(out: str, dest: str, task: Optional[str] = None) -> str:
+    """Copy a sweep's per-run records (per-case metrics, splits, validation Dice; no weights) to dest and
+    write summary.csv, summary.md and dice_vs_ntrain.png there.
+
+    Args:
+        out: the sweep's output folder.
+        dest: folder to create or update, e.g. docs/results/hippocampus_grid.
+        task: name in the table's task column (default: dest's name).
+    """
+    from .sweep import export_records
+
+    return str(export_records(Path(out), Path(dest), task or Path(dest).name))
+
+
+COMMANDS = {"demo": demo, "export": export, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
 
 
 def main(argv: Optional[List[str]] = None) -> None:

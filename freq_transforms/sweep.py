@@ -125,6 +125,21 @@ def _n_label(n: Optional[int], part: Optional[int]) -> str:
     return f"{n} ({100 * n / part:.1f}%)" if part else str(n)
 
 
+def export_records(out: Path, dest: Path, task: str) -> Path:
+    """Copy a sweep's per-run records (per-case metrics, split, validation Dice; no weights) to ``dest`` and
+    summarise them there: a small folder to commit or share, which ``summarize`` can redo without the runs."""
+    for done in sorted((out / "runs").glob("*/done.json")):
+        record = json.loads(done.read_text())
+        record.setdefault("val_dice", _best_validation_dice(done.parent))
+        record.setdefault("train_part", _train_part_size(done.parent))
+        target = dest / "runs" / done.parent.name
+        atomic_write_text(target / "done.json", json.dumps(record, indent=2))
+        split = done.parent / "eval" / "split.json"
+        if split.is_file():
+            atomic_write_text(target / "eval" / "split.json", split.read_text())
+    return summarize(dest, task)
+
+
 def summarize(out: Path, task: str) -> Path:
     """``summary.csv``, ``summary.md`` and ``dice_vs_ntrain.png`` from every finished run under ``out``."""
     records = []

@@ -37,6 +37,13 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     assert second.returncode == 0
     assert (out / "runs" / "n2_none_s0" / "done.json").stat().st_mtime_ns == stamp  # finished runs skipped
 
+    shared = tmp_path / "shared"  # records without weights re-summarise to the same table
+    exported = subprocess.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(out), "--dest", str(shared),
+                               "--task", "hippocampus_mri_fd_segmentation"], capture_output=True, text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert not list(shared.rglob("*.pt"))
+    assert (shared / "summary.md").read_text() == summary
+
 
 def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path):
     cmd = [sys.executable, "-m", "freq_transforms", "sweep", "--bundle", str(ROOT / "bundles" / "hippocampus_mri_fd_segmentation"),
