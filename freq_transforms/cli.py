@@ -147,7 +147,21 @@ def export(out: str, dest: str, task: Optional[str] = None) -> str:
     return str(export_records(Path(out), Path(dest), task or Path(dest).name))
 
 
-COMMANDS = {"demo": demo, "export": export, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
+def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_b: Optional[str] = None) -> str:
+    """Paired bootstrap CI of mean test Dice between two sweeps' runs on the same test cases (A minus B).
+
+    Args:
+        a, b: sweep output folders (e.g. an ablation sweep and the main grid).
+        n_train: training-set size of the runs to compare ("all" for the full train part).
+        fusion_a, fusion_b: FD mode on each side (fusion_b defaults to fusion_a).
+    """
+    from .sweep import compare_runs
+
+    n = None if str(n_train) == "all" else int(n_train)
+    return compare_runs(Path(a), Path(b), n, str(fusion_a), str(fusion_b or fusion_a))
+
+
+COMMANDS = {"demo": demo, "export": export, "compare": compare, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
 
 
 def main(argv: Optional[List[str]] = None) -> None:

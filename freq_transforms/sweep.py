@@ -140,6 +140,28 @@ def export_records(out: Path, dest: Path, task: str) -> Path:
     return summarize(dest, task)
 
 
+def compare_runs(a: Path, b: Path, n_train: Optional[int], fusion_a: str, fusion_b: str) -> str:
+    """Paired bootstrap of mean test Dice, sweep ``a`` (``fusion_a``) minus sweep ``b`` (``fusion_b``), same n.
+
+    For ablations run as separate sweeps (e.g. ``centered=False`` against the default); each case's Dice is
+    first averaged over the seeds of its side."""
+    def records(out: Path, fusion: str) -> List[Dict[str, Any]]:
+        found = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/done.json"))]
+        found = [r for r in found if r["n_train"] == n_train and r["fusion"] == fusion]
+        if not found:
+            raise ValueError(f"no finished run with n_train={n_train}, fusion={fusion} under {out}")
+        return found
+
+    first, second = _pooled(records(a, fusion_a), "dice"), _pooled(records(b, fusion_b), "dice")
+    cases = sorted(set(first) & set(second))
+    if not cases:
+        raise ValueError(f"{a} and {b} share no test cases")
+    diff = paired_difference_ci([first[c] for c in cases], [second[c] for c in cases])
+    means = (100 * np.mean([first[c] for c in cases]), 100 * np.mean([second[c] for c in cases]))
+    return (f"{len(cases)} test cases: A {means[0]:.2f}, B {means[1]:.2f}, A - B {diff.format(100)} "
+            f"(mean Dice %, paired 95% bootstrap CI)")
+
+
 def summarize(out: Path, task: str) -> Path:
     """``summary.csv``, ``summary.md`` and ``dice_vs_ntrain.png`` from every finished run under ``out``."""
     records = []

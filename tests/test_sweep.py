@@ -1,6 +1,8 @@
 import json
 import subprocess
 import sys
+
+import pytest
 from pathlib import Path
 
 from freq_transforms.phantoms import write_phantom_dataset
@@ -43,6 +45,13 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert not list(shared.rglob("*.pt"))
     assert (shared / "summary.md").read_text() == summary
+
+    from freq_transforms.sweep import compare_runs  # an ablation sweep against the grid, paired over test cases
+    same = compare_runs(out, shared, 2, "late", "late")
+    assert "A - B 0.00 [0.00, 0.00]" in same
+    assert "A - B" in compare_runs(out, out, 2, "late", "none")
+    with pytest.raises(ValueError, match="no finished run with n_train=5"):
+        compare_runs(out, out, 5, "late", "none")
 
 
 def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path):
