@@ -229,6 +229,11 @@ def _plot(rows: List[Dict[str, Any]], path: Path) -> None:
         err = np.array([[r["dice"] - r["dice_low"], r["dice_high"] - r["dice"]] for r in mine]).T * 100
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=f"fusion={fusion}")
     ax.set_xscale("log")
+    from matplotlib.ticker import NullLocator, ScalarFormatter
+
+    ax.set_xticks(sorted({r["n_train"] for r in rows if r["n_train"] is not None}))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("training cases (n_train)")
     ax.set_ylabel("mean test Dice (%) with 95% CI")
     ax.legend()

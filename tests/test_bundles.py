@@ -206,3 +206,20 @@ def test_torchrun_two_process_cpu(tmp_path):
     assert (root / "models" / "model.pt").is_file()
     state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in state)  # saved unwrapped, loadable by inference.json
+
+
+def test_shipped_hippocampus_weights_load_into_the_default_network():
+    """The bundle ships real-data weights: they fit inference.json's defaults and metadata reports their metrics."""
+    from monai.bundle import ConfigParser
+
+    bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+    weights = bundle / "models" / "model.pt"
+    assert weights.is_file() and weights.stat().st_size < 10 * 2**20  # "small: a few MB"
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+    with torch.no_grad():
+        assert net.eval()(torch.rand(1, 1, 64, 64, 48)).shape == (1, 3, 64, 64, 48)
+    metrics = json.loads((bundle / "configs" / "metadata.json").read_text())["eval_metrics"]
+    assert 0 < metrics["test_mean_dice"] <= 1 and metrics["test_cases"] > 0
