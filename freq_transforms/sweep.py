@@ -125,18 +125,28 @@ def _n_label(n: Optional[int], part: Optional[int]) -> str:
     return f"{n} ({100 * n / part:.1f}%)" if part else str(n)
 
 
+def load_records(out: Path) -> List[Dict[str, Any]]:
+    """Every finished run's record under ``out``, with validation Dice and train-part size filled in for
+    runs recorded before those fields existed."""
+    records = []
+    for done in sorted((out / "runs").glob("*/done.json")):
+        record = json.loads(done.read_text())
+        if "val_dice" not in record:
+            record["val_dice"] = _best_validation_dice(done.parent)
+            record["train_part"] = _train_part_size(done.parent)
+        records.append(record)
+    return records
+
+
 def export_records(out: Path, dest: Path, task: str) -> Path:
     """Copy a sweep's per-run records (per-case metrics, split, validation Dice; no weights) to ``dest`` and
     summarise them there: a small folder to commit or share, which ``summarize`` can redo without the runs."""
-    for done in sorted((out / "runs").glob("*/done.json")):
-        record = json.loads(done.read_text())
-        record.setdefault("val_dice", _best_validation_dice(done.parent))
-        record.setdefault("train_part", _train_part_size(done.parent))
-        target = dest / "runs" / done.parent.name
-        atomic_write_text(target / "done.json", json.dumps(record, indent=2))
-        split = done.parent / "eval" / "split.json"
+    for record in load_records(out):
+        name = _run_name(record["n_train"], record["fusion"], record["seed"])
+        atomic_write_text(dest / "runs" / name / "done.json", json.dumps(record, indent=2))
+        split = out / "runs" / name / "eval" / "split.json"
         if split.is_file():
-            atomic_write_text(target / "eval" / "split.json", split.read_text())
+            atomic_write_text(dest / "runs" / name / "eval" / "split.json", split.read_text())
     return summarize(dest, task)
 
 
@@ -146,8 +156,7 @@ def compare_runs(a: Path, b: Path, n_train: Optional[int], fusion_a: str, fusion
     For ablations run as separate sweeps (e.g. ``centered=False`` against the default); each case's Dice is
     first averaged over the seeds of its side."""
     def records(out: Path, fusion: str) -> List[Dict[str, Any]]:
-        found = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/done.json"))]
-        found = [r for r in found if r["n_train"] == n_train and r["fusion"] == fusion]
+        found = [r for r in load_records(out) if r["n_train"] == n_train and r["fusion"] == fusion]
         if not found:
             raise ValueError(f"no finished run with n_train={n_train}, fusion={fusion} under {out}")
         return found
@@ -164,13 +173,7 @@ def compare_runs(a: Path, b: Path, n_train: Optional[int], fusion_a: str, fusion
 
 def summarize(out: Path, task: str) -> Path:
     """``summary.csv``, ``summary.md`` and ``dice_vs_ntrain.png`` from every finished run under ``out``."""
-    records = []
-    for path in sorted((out / "runs").glob("*/done.json")):
-        record = json.loads(path.read_text())
-        if "val_dice" not in record:  # runs recorded before these fields existed
-            record["val_dice"] = _best_validation_dice(path.parent)
-            record["train_part"] = _train_part_size(path.parent)
-        records.append(record)
+    records = load_records(out)
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for record in records:
         groups.setdefault((record["n_train"], record["fusion"]), []).append(record)
@@ -190,7 +193,8 @@ def summarize(out: Path, task: str) -> Path:
         val_dice = float(np.mean([r["val_dice"] for r in groups[(n, fusion)]]))
         part = groups[(n, fusion)][0]["train_part"]
         rows.append({"task": task, "n_train": n, "train_part": part if part else "", "fusion": fusion,
-                     "seeds": " ".join(map(str, seeds)), "val_dice": val_dice, "cases": len(dice), "dice": d_ci.mean, "dice_low": d_ci.low, "dice_high": d_ci.high,
+                     "seeds": " ".join(map(str, seeds)), "val_dice": val_dice, "cases": len(dice), "dice": d_ci.mean,
+                     "dice_low": d_ci.low, "dice_high": d_ci.high,
                      "hd95": h_ci.mean if h_ci else "", "hd95_low": h_ci.low if h_ci else "",
                      "hd95_high": h_ci.high if h_ci else "", "hd95_cases": len(hd95), "fd_minus_none": diff})
         hd_text = h_ci.format() if h_ci else "n/a"
@@ -216,6 +220,7 @@ def _plot(rows: List[Dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator, ScalarFormatter
 
     from .plots import save_figure
 
@@ -229,8 +234,6 @@ def _plot(rows: List[Dict[str, Any]], path: Path) -> None:
         err = np.array([[r["dice"] - r["dice_low"], r["dice_high"] - r["dice"]] for r in mine]).T * 100
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=f"fusion={fusion}")
     ax.set_xscale("log")
-    from matplotlib.ticker import NullLocator, ScalarFormatter
-
     ax.set_xticks(sorted({r["n_train"] for r in rows if r["n_train"] is not None}))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_locator(NullLocator())
