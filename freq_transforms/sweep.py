@@ -141,7 +141,10 @@ def load_records(out: Path) -> List[Dict[str, Any]]:
 def export_records(out: Path, dest: Path, task: str) -> Path:
     """Copy a sweep's per-run records (per-case metrics, split, validation Dice; no weights) to ``dest`` and
     summarise them there: a small folder to commit or share, which ``summarize`` can redo without the runs."""
-    for record in load_records(out):
+    records = load_records(out)
+    if not records:
+        raise ValueError(f"no finished runs under {out} (expected {out / 'runs'}/<run>/done.json)")
+    for record in records:
         name = _run_name(record["n_train"], record["fusion"], record["seed"])
         atomic_write_text(dest / "runs" / name / "done.json", json.dumps(record, indent=2))
         split = out / "runs" / name / "eval" / "split.json"

@@ -46,6 +46,11 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     assert not list(shared.rglob("*.pt"))
     assert (shared / "summary.md").read_text() == summary
 
+    empty = subprocess.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(tmp_path / "none"),
+                            "--dest", str(tmp_path / "empty")], capture_output=True, text=True, timeout=300)
+    assert empty.returncode == 2 and empty.stderr.startswith("error: no finished runs under")
+    assert not (tmp_path / "empty").exists()
+
     from freq_transforms.sweep import compare_runs  # an ablation sweep against the grid, paired over test cases
     same = compare_runs(out, shared, 2, "late", "late")
     assert "A - B 0.00 [0.00, 0.00]" in same
