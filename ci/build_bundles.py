@@ -19,8 +19,10 @@ from freq_transforms.runner import logging_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
-VERSION = "0.2.0"
+VERSION = "0.2.1"
 CHANGELOG = {
+    "0.2.1": "multi-GPU training: ranks meet at a barrier before the process group is destroyed "
+             "(freq_transforms.handlers.leave_process_group)",
     "0.2.0": "validation also after the last epoch and final weights saved when no validation ran (MONAI Label "
              "training with max_epochs 1 or val_split 0 writes models/model.pt); branch convs run as one grouped "
              "conv (state_dict keys branches.conv_low/conv_high); HD95 in mm from each image's spacing (was voxels)",
@@ -377,7 +379,7 @@ def multi_gpu_config() -> Dict[str, Any]:
         ],
         "run": ["$@train#trainer.run()"],
         "training": "%run",
-        "finalize": ["$dist.is_initialized() and dist.destroy_process_group()"],
+        "finalize": ["$import freq_transforms.handlers", "$freq_transforms.handlers.leave_process_group()"],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import tempfile
@@ -15,7 +16,7 @@ from monai.handlers import ValidationHandler
 from .data import publish
 
 __all__ = ["atomic_torch_save", "is_main_process", "unwrap", "BestModelSaver", "ResumeCheckpoint",
-           "PeriodicValidation", "SaveIfNeverValidated"]
+           "PeriodicValidation", "SaveIfNeverValidated", "leave_process_group"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,21 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 def is_main_process() -> bool:
     return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
         torch.distributed.get_rank() == 0
+
+
+def leave_process_group() -> None:
+    """End a distributed run: wait for every rank at a barrier, then destroy the default process group.
+
+    Without the barrier a rank that finishes first (rank > 0 skips logging and saving) shuts its gloo/NCCL
+    connections down while rank 0 is still working. The ``gc.collect()`` releases communication work objects
+    kept alive by reference cycles while the interpreter is still intact, not during its teardown.
+    No-op when no process group is initialised.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    gc.collect()
 
 
 def unwrap(network: torch.nn.Module) -> torch.nn.Module:

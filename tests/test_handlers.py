@@ -7,7 +7,7 @@ import pytest
 import torch
 from ignite.engine import Engine
 
-from freq_transforms.handlers import BestModelSaver, PeriodicValidation, SaveIfNeverValidated
+from freq_transforms.handlers import BestModelSaver, PeriodicValidation, SaveIfNeverValidated, leave_process_group
 from freq_transforms.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,3 +76,13 @@ def test_bundle_trains_with_monailabel_style_overrides(val_items, tmp_path):
                **{"train#trainer#max_epochs": 1, "train#dataset#data": data[:2],
                   "validate#dataset#data": data[2:2 + val_items]})
     assert (tmp_path / "bundle" / "models" / "model.pt").is_file()
+
+
+def test_leave_process_group_destroys_the_group_and_is_a_no_op_without_one(tmp_path):
+    import torch.distributed as dist
+
+    leave_process_group()  # nothing initialised: no error
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    leave_process_group()
+    assert not dist.is_initialized()
