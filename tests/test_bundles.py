@@ -21,7 +21,7 @@ BUNDLES = {
     "heart_mri_fd_segmentation": "heart",
     "hippocampus_mri_fd_segmentation": "hippocampus",
 }
-SCHEMA = ROOT.parent / "shared" / "monai" / "meta_schema_20240725.json"
+SCHEMA = ROOT / "tests" / "data" / "meta_schema_20240725.json"  # offline copy of the schema metadata.json names
 SMALL = {"spatial_size": "[32,32,24]", "num_workers": "0", "cache_rate": "0",
          "backbone_kwargs": "{'channels': (8, 16, 32), 'strides': (2, 2), 'num_res_units': 1}"}
 PHANTOM_SHAPE = {"hippocampus": None}  # the others get a reduced grid
