@@ -218,30 +218,38 @@ def summarize(out: Path, task: str) -> Path:
     return atomic_write_text(out / "summary.md", "\n".join(lines) + "\n" + note)
 
 
+def _plot_x(row: Dict[str, Any]) -> Optional[int]:
+    """x position of a summary row: n_train, or the size of the whole train part for ``n_train=all``."""
+    return row["n_train"] if row["n_train"] is not None else (row["train_part"] or None)
+
+
 def _plot(rows: List[Dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullLocator, ScalarFormatter
+    from matplotlib.ticker import NullLocator
 
     from .plots import save_figure
 
+    rows = [r for r in rows if _plot_x(r) is not None]
     fig, ax = plt.subplots(figsize=(6, 4))
     for fusion in ("none", "early", "late"):
-        mine = [r for r in rows if r["fusion"] == fusion and r["n_train"] is not None]
+        mine = sorted((r for r in rows if r["fusion"] == fusion), key=_plot_x)
         if not mine:
             continue
-        xs = [r["n_train"] for r in mine]
+        xs = [_plot_x(r) for r in mine]
         ys = np.array([r["dice"] for r in mine]) * 100
         err = np.array([[r["dice"] - r["dice_low"], r["dice_high"] - r["dice"]] for r in mine]).T * 100
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=f"fusion={fusion}")
     ax.set_xscale("log")
-    ax.set_xticks(sorted({r["n_train"] for r in rows if r["n_train"] is not None}))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ticks = sorted({_plot_x(r) for r in rows})
+    whole = {_plot_x(r) for r in rows if r["n_train"] is None}
+    ax.set_xticks(ticks, labels=[f"{x} (all)" if x in whole else str(x) for x in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("training cases (n_train)")
     ax.set_ylabel("mean test Dice (%) with 95% CI")
-    ax.legend()
+    if rows:
+        ax.legend()
     ax.grid(alpha=0.3)
     save_figure(fig, path)

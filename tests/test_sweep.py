@@ -66,3 +66,19 @@ def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: dataset_dir {tmp_path / 'nowhere'} does not exist or is not a folder"]
     assert not (tmp_path / "out").exists()
+
+
+def test_plot_places_the_whole_train_part_at_its_size(tmp_path):
+    import warnings
+
+    from freq_transforms.sweep import _plot, _plot_x
+
+    def row(n, fusion):
+        return {"n_train": n, "train_part": 132, "fusion": fusion, "dice": 0.8, "dice_low": 0.78, "dice_high": 0.82}
+
+    assert _plot_x(row(None, "early")) == 132 and _plot_x(row(4, "early")) == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. matplotlib's "No artists with labels found to put in legend"
+        _plot([row(None, "early")], tmp_path / "all_only.png")
+        _plot([row(4, "none"), row(None, "none"), row(4, "early")], tmp_path / "mixed.png")
+    assert (tmp_path / "all_only.png").stat().st_size > 1000
