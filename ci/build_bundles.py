@@ -96,6 +96,7 @@ TASKS: Dict[str, Dict[str, Any]] = {
         "data_license": "msd",
         # the shipped models/model.pt: early fusion on the full train part (docs/results.md of the repository)
         "fusion": "early",
+        "arch": "paper",
         "eval_metrics": {"test_mean_dice": 0.8439, "test_mean_dice_ci95": [0.8328, 0.8546], "test_hd95_mm": 1.708,
                          "test_hd95_mm_ci95": [1.523, 1.926], "val_mean_dice": 0.8375, "test_cases": 42,
                          "train_cases": 132, "epochs": 20},
@@ -128,7 +129,7 @@ def _network_def() -> Dict[str, Any]:
         "_target_": "freq_transforms.FrequencyDisentangledNet",
         "backbone": "@backbone", "backbone_kwargs": "@backbone_kwargs",
         "in_channels": "@in_channels", "out_channels": "@num_classes", "spatial_dims": 3,
-        "fusion": "@fusion", "cutoff": "@cutoff", "mask": "@mask", "fuse": "@fuse", "features": "@features",
+        "fusion": "@fusion", "arch": "@arch", "cutoff": "@cutoff", "mask": "@mask", "fuse": "@fuse", "features": "@features",
         "learnable_cutoff": "@learnable_cutoff", "centered": "@centered",
     }
 
@@ -146,6 +147,7 @@ def _common(spec: Dict[str, Any]) -> Dict[str, Any]:
         "in_channels": 1,
         "nan_policy": "error",
         "fusion": spec.get("fusion", "late"),  # a shipped checkpoint fixes its bundle's default
+        "arch": spec.get("arch", "v2"),
         "cutoff": 0.1,
         "mask": "box",
         # concat, not the released code's spectral replacement: with late fusion the spectral op leaves the
@@ -194,8 +196,12 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         "cache_rate": 1.0,
         "augment": False,
         "check_data": True,
-        "split": "$freq_transforms.data.bundle_split(@dataset_dir, @split_ratio, @split_seed, @seed, @n_train, "
-                 "@output_dir, @num_classes, @in_channels, @nan_policy, @check_data)",
+        "folds": None,
+        "fold": 0,
+        "split": "$freq_transforms.data.bundle_split(dataset_dir=@dataset_dir, split_ratio=@split_ratio, "
+                 "split_seed=@split_seed, seed=@seed, n_train=@n_train, output_dir=@output_dir, "
+                 "num_classes=@num_classes, in_channels=@in_channels, nan_policy=@nan_policy, check=@check_data, "
+                 "folds=@folds, fold=@fold)",
         "loss": {"_target_": "DiceCELoss", "include_background": False, "to_onehot_y": True, "softmax": True,
                  "batch": True, "smooth_nr": 1e-5, "smooth_dr": 1e-5},
         "optimizer": {"_target_": "torch.optim.Adam", "params": "$@network.parameters()", "lr": "@learning_rate"},
@@ -297,8 +303,8 @@ def evaluate_config(spec: Dict[str, Any]) -> Dict[str, Any]:
                          "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
         "validate#evaluator#additional_metrics": "@validate#additional_metrics",
         "validate#handlers": [
-            {"_target_": "CheckpointLoader", "load_path": "$@ckpt_dir + '/model.pt'",
-             "load_dict": {"model": "@network"}, "map_location": "@device"},
+            {"_target_": "freq_transforms.handlers.CheckpointLoader", "load_path": "$@ckpt_dir + '/model.pt'",
+             "network": "@network", "map_location": "@device"},
             {"_target_": "StatsHandler", "iteration_log": False},
             {"_target_": "MetricsSaver", "save_dir": "@metrics_staging_dir", "metrics": ["val_mean_dice", "val_hd95"],
              "metric_details": ["val_mean_dice", "val_hd95"],
@@ -340,8 +346,9 @@ def inference_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
                       "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
                       "val_handlers": "@handlers", "amp": "@use_amp"},
-        "checkpointloader": {"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'",
-                             "load_dict": {"model": "@network"}, "map_location": "@device"},
+        "checkpointloader": {"_target_": "freq_transforms.handlers.CheckpointLoader",
+                             "load_path": "$@bundle_root + '/models/model.pt'", "network": "@network",
+                             "map_location": "@device"},
         "initialize": ["$monai.utils.set_determinism(seed=0)", "$@checkpointloader(@evaluator)"],
         "run": ["$@evaluator.run()"],
         "inference": "%run",
@@ -365,8 +372,10 @@ def multi_gpu_config() -> Dict[str, Any]:
                              "even_divisible": False, "shuffle": False},
         "validate#dataloader#sampler": "@validate#sampler",
         "validate#evaluator#val_handlers": "$None if dist.get_rank() > 0 else @validate#handlers",
-        "split": "$freq_transforms.data.bundle_split(@dataset_dir, @split_ratio, @split_seed, @seed, @n_train, "
-                 "@output_dir if dist.get_rank() == 0 else None, @num_classes, @in_channels, @nan_policy, @check_data)",
+        "split": "$freq_transforms.data.bundle_split(dataset_dir=@dataset_dir, split_ratio=@split_ratio, "
+                 "split_seed=@split_seed, seed=@seed, n_train=@n_train, "
+                 "output_dir=@output_dir if dist.get_rank() == 0 else None, num_classes=@num_classes, "
+                 "in_channels=@in_channels, nan_policy=@nan_policy, check=@check_data, folds=@folds, fold=@fold)",
         "initialize": [
             "$import torch.distributed as dist",
             "$dist.is_initialized() or dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')",
@@ -556,13 +565,15 @@ monailabel start_server --app apps/monaibundle --studies <folder of .nii.gz imag
 |---|---|---|
 | `dataset_dir` | `{spec['dataset_dir']}` | MSD-layout folder |
 | `fusion` | `{spec.get('fusion', 'late')}` | `none` (plain backbone), `early`, `late` |
+| `arch` | `{spec.get('arch', 'v2')}` | `v2` (FD that starts as its backbone, at the backbone's cost) or `paper` (the released code's layers); a checkpoint of the other layout stops with the override to pass |
 | `cutoff` | `0.1` | fraction of each axis's spectrum in the low band (paper's beta) |
 | `mask` | `box` | `box` (paper), `ball`, `gaussian` |
-| `fuse` | `concat` | `concat`, `add`, `spectral` (the paper's code: the low features' spectrum replaces the low band of the other branch) |
+| `fuse` | `concat` | `arch=paper` only: `concat`, `add`, `spectral` (the paper's code: the low features' spectrum replaces the low band of the other branch) |
 | `centered` | `true` | `false` reproduces the released code, whose "low" band is really the highest frequencies |
 | `learnable_cutoff` | `false` | train the cutoff through a soft mask |
 | `backbone` | `UNet` | any `monai.networks.nets` name, e.g. `SegResNet`, `DynUNet`; `backbone_kwargs` for its options |
 | `n_train` | `null` (all) | training cases, nested subsets of the train part |
+| `folds`, `fold` | `null`, `0` | K-fold cross-validation: test on fold `fold`, validate on the next fold, train on the rest (`split_ratio` unused); cases with identical images always share a part |
 | `seed`, `split_seed` | `0`, `0` | training seed / split seed |
 | `epochs`, `val_interval` | `300`, `5` | as in the paper's code (about 300 epochs) |
 | `learning_rate`, `batch_size` | `0.001`, `2` | Adam |

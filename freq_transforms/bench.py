@@ -1,8 +1,10 @@
-"""Side-by-side performance measurements: FD (early/late) against the plain backbone, in one run.
+"""Side-by-side performance measurements: FD (early/late, v2 and paper layouts) against the plain backbone.
 
-``python -m freq_transforms bench`` prints medians over repeats and ratios to ``fusion=none``:
-train-step time and peak memory, inference time per task size, the FFT split (rfftn vs fftn), and
-data loading per epoch with and without caching.
+``python -m freq_transforms bench`` prints medians over repeats and ratios to ``fusion=none``, all modes
+measured in one run on the same input (repeats interleaved across modes): train-step time, activation
+memory, FLOPs, inference time per task size, the low/high split (separable box projection, rfftn, fftn),
+and data loading per epoch with and without caching. The networks are called through the public API,
+so the split is included in every FD time.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import Callable, Dict, List, Sequence
 import torch
 
 from .fourier import disentangle, low_pass_mask
-from .networks import FUSIONS, FrequencyDisentangledNet
+from .networks import FrequencyDisentangledNet, FrequencySplit
+
+# (label, arch, fusion); "none" is the plain backbone, the same in both layouts
+MODES = [("none", "v2", "none"), ("v2 early", "v2", "early"), ("v2 late", "v2", "late"),
+         ("paper early", "paper", "early"), ("paper late", "paper", "late")]
+LABELS = [m[0] for m in MODES]
+TARGETS = {"v2 early": 1.05, "v2 late": 1.10}  # issue 12: train step, inference and memory ratios
 
 __all__ = ["time_call", "train_step_times", "activation_memory_mb", "forward_gflops", "inference_times",
            "fft_split_times", "loading_times", "run_benchmarks"]
@@ -54,10 +62,15 @@ def _train_step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt: tor
     return step
 
 
-def _setup(fusion: str, size: Sequence[int], batch: int, classes: int, fuse: str, features: int = 8):
+def _mode(label: str) -> Dict[str, str]:
+    _, arch, fusion = next(m for m in MODES if m[0] == label)
+    return {"arch": arch, "fusion": fusion}
+
+
+def _setup(label: str, size: Sequence[int], batch: int, classes: int, fuse: str, features: int = 8):
     torch.manual_seed(0)
     device = _device()
-    net = FrequencyDisentangledNet("UNet", 1, classes, fusion=fusion, fuse=fuse, features=features).to(device)
+    net = FrequencyDisentangledNet("UNet", 1, classes, fuse=fuse, features=features, **_mode(label)).to(device)
     x = torch.rand(batch, 1, *size, device=device)
     y = torch.randint(0, classes, (batch, 1, *size), device=device).float()
     return net, x, y
@@ -65,13 +78,13 @@ def _setup(fusion: str, size: Sequence[int], batch: int, classes: int, fuse: str
 
 def train_step_times(size: Sequence[int], repeats: int, batch: int = 2, classes: int = 3,
                      fuse: str = "concat") -> Dict[str, float]:
-    """Median train-step seconds per fusion mode; repeats are interleaved across modes against drift."""
+    """Median train-step seconds per mode; repeats are interleaved across modes against drift."""
     steps = {}
-    for fusion in FUSIONS:
-        net, x, y = _setup(fusion, size, batch, classes, fuse)
-        steps[fusion] = _train_step(net, x, y, torch.optim.Adam(net.parameters(), 1e-3))
-        steps[fusion]()  # warm-up
-    samples: Dict[str, List[float]] = {f: [] for f in FUSIONS}
+    for label in LABELS:
+        net, x, y = _setup(label, size, batch, classes, fuse)
+        steps[label] = _train_step(net, x, y, torch.optim.Adam(net.parameters(), 1e-3))
+        steps[label]()  # warm-up
+    samples: Dict[str, List[float]] = {f: [] for f in LABELS}
     for _ in range(repeats):
         for fusion, step in steps.items():
             start = time.perf_counter()
@@ -87,8 +100,8 @@ def activation_memory_mb(size: Sequence[int], batch: int = 2, classes: int = 3, 
     the same on CPU and GPU and free of allocator noise; parameters and optimizer state are left out.
     """
     result = {}
-    for fusion in FUSIONS:
-        net, x, y = _setup(fusion, size, batch, classes, fuse)
+    for label in LABELS:
+        net, x, y = _setup(label, size, batch, classes, fuse)
         storages: Dict[int, int] = {}
         params = {p.data_ptr() for p in net.parameters()}
 
@@ -101,39 +114,34 @@ def activation_memory_mb(size: Sequence[int], batch: int = 2, classes: int = 3, 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out = net(x)
         out.float().mean().backward()
-        result[fusion] = sum(storages.values()) / 2**20
+        result[label] = sum(storages.values()) / 2**20
     return result
 
 
-def forward_gflops(size: Sequence[int], features: Sequence[int] = (8, 4, 2), classes: int = 3,
-                   fuse: str = "concat") -> Dict[str, float]:
-    """Forward GFLOPs of one volume (``torch.utils.flop_counter``), for ``none`` and each FD mode x branch width.
+def forward_gflops(size: Sequence[int], classes: int = 3, fuse: str = "concat") -> Dict[str, float]:
+    """Forward GFLOPs of one volume (``torch.utils.flop_counter``: convolutions and matrix products) per mode.
 
-    Keys: ``"none"`` and ``"<fusion> f<features>"``. FLOPs are what the architecture costs, free of timing
-    noise: they show how much of a time ratio is inherent and how much is implementation.
+    FLOPs are what the architecture costs, free of timing noise: they show how much of a time ratio is
+    inherent and how much is implementation.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    def count(fusion: str, width: int) -> float:
-        net, x, _ = _setup(fusion, size, 1, classes, fuse, width)
+    def count(label: str) -> float:
+        net, x, _ = _setup(label, size, 1, classes, fuse)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             net(x)
         return counter.get_total_flops() / 1e9
 
-    result = {"none": count("none", 8)}
-    for fusion in FUSIONS[1:]:
-        for width in features:
-            result[f"{fusion} f{width}"] = count(fusion, width)
-    return result
+    return {label: count(label) for label in LABELS}
 
 
 def inference_times(repeats: int, classes: int = 2, fuse: str = "concat") -> Dict[str, Dict[str, float]]:
     """Median seconds to segment one volume at each task's network size, per fusion mode."""
     result = {}
     for task, size in TASK_SIZES.items():
-        nets = {f: _setup(f, size, 1, classes, fuse)[0].eval() for f in FUSIONS}
+        nets = {label: _setup(label, size, 1, classes, fuse)[0].eval() for label in LABELS}
         x = torch.rand(1, 1, *size, device=_device())
-        samples: Dict[str, List[float]] = {f: [] for f in FUSIONS}
+        samples: Dict[str, List[float]] = {f: [] for f in LABELS}
         with torch.no_grad():
             for net in nets.values():
                 net(x)
@@ -141,6 +149,8 @@ def inference_times(repeats: int, classes: int = 2, fuse: str = "concat") -> Dic
                 for fusion, net in nets.items():
                     start = time.perf_counter()
                     net(x)
+                    if x.is_cuda:
+                        torch.cuda.synchronize()
                     samples[fusion].append(time.perf_counter() - start)
         result[task] = {f: statistics.median(v) for f, v in samples.items()}
     return result
@@ -152,9 +162,12 @@ def _split_with_fftn(x: torch.Tensor, cutoff: float = 0.1) -> torch.Tensor:
 
 
 def fft_split_times(size: Sequence[int], repeats: int, batch: int = 2) -> Dict[str, float]:
-    """Median seconds of the low/high split with real FFTs (the package) and with complex FFTs."""
+    """Median seconds of the low/high split: the networks' separable box projection, real FFTs
+    (``disentangle``, any mask) and complex FFTs."""
     x = torch.rand(batch, 1, *size, device=_device())
-    return {"rfftn": time_call(lambda: disentangle(x), repeats), "fftn": time_call(lambda: _split_with_fftn(x), repeats)}
+    split = FrequencySplit().to(x.device)
+    return {"separable": time_call(lambda: split(x), repeats), "rfftn": time_call(lambda: disentangle(x), repeats),
+            "fftn": time_call(lambda: _split_with_fftn(x), repeats)}
 
 
 def loading_times(bundle: Path, n_cases: int = 12) -> Dict[str, float]:
@@ -185,34 +198,38 @@ def loading_times(bundle: Path, n_cases: int = 12) -> Dict[str, float]:
                 "CacheDataset": statistics.median(epoch(cached) for _ in range(3))}
 
 
-def _ratio_rows(times: Dict[str, float], unit: str, scale: float = 1.0) -> List[str]:
-    base = times["none"]
-    return [f"| {f} | {times[f] * scale:.3f} {unit} | {times[f] / base:.3f} |" for f in FUSIONS]
+def _ratio_rows(values: Dict[str, float], unit: str, digits: int = 3) -> List[str]:
+    base = values["none"]
+    rows = []
+    for label in LABELS:
+        target = f"<= {TARGETS[label]:.2f}" if label in TARGETS else ""
+        met = "" if not target else ("yes" if values[label] / base <= TARGETS[label] else "**no**")
+        rows.append(f"| {label} | {values[label]:.{digits}f} {unit} | {values[label] / base:.3f} | {target} {met} |")
+    return rows
+
+
+def _table(title: str, values: Dict[str, float], unit: str, digits: int = 3) -> List[str]:
+    return ["", f"### {title}", "", "| model | value | ratio to none | target (v2) |", "|---|---|---|---|",
+            *_ratio_rows(values, unit, digits)]
 
 
 def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), bundle: Path | None = None) -> str:
     """All measurements as a Markdown report (also printed)."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     lines = [f"device: {_device()}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-             f"backbone UNet (16,32,64,128), late/early fuse=concat, medians over {repeats} repeats", ""]
+             f"backbone MONAI UNet (16,32,64,128), public API (split included), paper layout with fuse=concat "
+             f"and 8 branch features, medians over {repeats} repeats interleaved across models"]
     size = tuple(train_size)
-    lines += [f"### Train step (batch 2, {'x'.join(map(str, size))}, DiceCE, Adam)", "",
-              "| fusion | time | ratio to none |", "|---|---|---|", *_ratio_rows(train_step_times(size, repeats), "s")]
-    memory = activation_memory_mb(size)
-    lines += ["", "### Activation memory of a train step (tensors saved for backward)", "",
-              "| fusion | MB | ratio to none |", "|---|---|---|",
-              *[f"| {f} | {memory[f]:.0f} | {memory[f] / memory['none']:.3f} |" for f in FUSIONS]]
-    flops = forward_gflops(size)
-    lines += ["", f"### Forward FLOPs of one volume ({'x'.join(map(str, size))}; f = branch conv features, bundles use 8)",
-              "", "| model | GFLOP | ratio to none |", "|---|---|---|",
-              *[f"| {name} | {value:.3f} | {value / flops['none']:.3f} |" for name, value in flops.items()]]
+    shape = "x".join(map(str, size))
+    lines += _table(f"Train step (batch 2, {shape}, DiceCE, Adam)", train_step_times(size, repeats), "s")
+    lines += _table(f"Activation memory of a train step (batch 2, {shape}; tensors saved for backward)",
+                    activation_memory_mb(size), "MB", 1)
+    lines += _table(f"Forward FLOPs of one volume ({shape})", forward_gflops(size), "GFLOP")
     for task, times in inference_times(repeats).items():
-        lines += ["", f"### Inference, one volume ({task}, {'x'.join(map(str, TASK_SIZES[task]))})", "",
-                  "| fusion | time | ratio to none |", "|---|---|---|", *_ratio_rows(times, "s")]
+        lines += _table(f"Inference, one volume ({task}, {'x'.join(map(str, TASK_SIZES[task]))})", times, "s")
     fft = fft_split_times((160, 160, 128), repeats)
-    lines += ["", "### FFT split alone (2 x 1 x 160x160x128)", "", "| method | time | ratio to rfftn |", "|---|---|---|",
-              f"| rfftn (package) | {fft['rfftn']:.3f} s | 1.000 |",
-              f"| fftn | {fft['fftn']:.3f} s | {fft['fftn'] / fft['rfftn']:.3f} |"]
+    lines += ["", "### Low/high split alone (2 x 1 x 160x160x128)", "", "| method | time | ratio to separable |",
+              "|---|---|---|", *[f"| {k} | {v:.4f} s | {v / fft['separable']:.2f} |" for k, v in fft.items()]]
     if bundle is not None:
         load = loading_times(bundle)
         lines += ["", "### Data loading per epoch (12 hippocampus phantoms, bundle preprocessing)", "",

@@ -42,9 +42,12 @@ def phantoms(task: str, out: str, n: int = 12, seed: int = 0, shape: Optional[Se
 
 
 def split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0, seed: int = 0,
-          n_train: Optional[int] = None, output_dir: Optional[str] = None) -> Dict[str, int]:
-    """Show (and with ``output_dir`` write) the train/val/test split a bundle would use."""
-    parts = make_split(dataset_dir, [float(r) for r in _as_list(split_ratio)], split_seed, seed, n_train, output_dir)
+          n_train: Optional[int] = None, output_dir: Optional[str] = None, folds: Optional[int] = None,
+          fold: int = 0) -> Dict[str, int]:
+    """Show (and with ``output_dir`` write) the train/val/test split a bundle would use (``folds``/``fold``:
+    one fold of a cross-validation)."""
+    parts = make_split(dataset_dir, [float(r) for r in _as_list(split_ratio)], split_seed, seed, n_train, output_dir,
+                       folds=folds, fold=fold)
     return {name: len(items) for name, items in parts.items()}
 
 
@@ -112,8 +115,9 @@ def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optio
 
 def sweep(bundle: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8, 17),
           fusion: Sequence[str] = ("none", "early", "late"), seeds: Sequence[int] = (0, 1, 2), epochs: int = 150,
-          test_dir: Optional[str] = None, overrides: Optional[Dict] = None) -> str:
-    """Run the n_train x fusion x seed grid through the bundle's configs; resumable; writes summaries.
+          test_dir: Optional[str] = None, overrides: Optional[Dict] = None, arch: Optional[Sequence[str]] = None,
+          folds: Optional[int] = None) -> str:
+    """Run the n_train x fusion x arch x seed grid through the bundle's configs; resumable; writes summaries.
 
     Args:
         bundle: bundle folder, e.g. bundles/hippocampus_mri_fd_segmentation.
@@ -125,12 +129,15 @@ def sweep(bundle: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8, 17
         epochs: epochs per run.
         test_dir: score an external MSD-layout test set instead of the bundle's test split.
         overrides: more bundle overrides, e.g. "{'val_interval': 10, 'cutoff': 0.2}".
+        arch: FD layer layouts to run each FD mode with, e.g. v2,paper (default: the bundle's arch).
+        folds: K-fold cross-validation (every case tested once; duplicates of one image kept together).
     """
     from .sweep import run_sweep
 
     sizes = [None if str(n) == "all" else int(n) for n in _as_list(n_train)]
     return str(run_sweep(Path(bundle), dataset_dir, Path(out), sizes, [str(f) for f in _as_list(fusion)],
-                         [int(s) for s in _as_list(seeds)], int(epochs), test_dir, dict(overrides or {})))
+                         [int(s) for s in _as_list(seeds)], int(epochs), test_dir, dict(overrides or {}),
+                         [str(a) for a in _as_list(arch)] if arch else None, int(folds) if folds else None))
 
 
 def export(out: str, dest: str, task: Optional[str] = None) -> str:
@@ -147,18 +154,20 @@ def export(out: str, dest: str, task: Optional[str] = None) -> str:
     return str(export_records(Path(out), Path(dest), task or Path(dest).name))
 
 
-def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_b: Optional[str] = None) -> str:
+def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_b: Optional[str] = None,
+            arch_a: Optional[str] = None, arch_b: Optional[str] = None) -> str:
     """Paired bootstrap CI of mean test Dice between two sweeps' runs on the same test cases (A minus B).
 
     Args:
         a, b: sweep output folders (e.g. an ablation sweep and the main grid).
         n_train: training-set size of the runs to compare ("all" for the full train part).
         fusion_a, fusion_b: FD mode on each side (fusion_b defaults to fusion_a).
+        arch_a, arch_b: layer layout on each side (v2 or paper; default: any), e.g. to compare layouts in one sweep.
     """
     from .sweep import compare_runs
 
     n = None if str(n_train) == "all" else int(n_train)
-    return compare_runs(Path(a), Path(b), n, str(fusion_a), str(fusion_b or fusion_a))
+    return compare_runs(Path(a), Path(b), n, str(fusion_a), str(fusion_b or fusion_a), arch_a, arch_b)
 
 
 COMMANDS = {"demo": demo, "export": export, "compare": compare, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}

@@ -25,7 +25,7 @@ import torch
 MASK_SHAPES = ("box", "ball", "gaussian")
 
 __all__ = ["MASK_SHAPES", "check_cutoff", "filtered_dims", "low_pass_mask", "build_mask", "soft_low_pass_mask",
-           "disentangle", "apply_low_pass", "spectral_fuse"]
+           "disentangle", "apply_low_pass", "box_bases", "apply_along_axes", "separable_low_pass", "spectral_fuse"]
 
 
 def check_cutoff(cutoff: float, name: str = "cutoff") -> float:
@@ -200,6 +200,55 @@ def apply_low_pass(x: torch.Tensor, mask: torch.Tensor, dims: List[int], centere
     if centered:
         return torch.fft.irfftn(torch.fft.rfftn(x, dim=dims) * mask, s=sizes, dim=dims)
     return torch.fft.ifftn(torch.fft.fftn(x, dim=dims) * mask, dim=dims).real
+
+
+def box_bases(spatial_shape: List[int], cutoff: float, axes: List[int], device: torch.device,
+              dtype: torch.dtype = torch.float32) -> List[torch.Tensor]:
+    """Orthonormal real bases of the centred box low band, one ``(n, 2h + 1)`` matrix per axis in ``axes``.
+
+    Column 0 is the constant, then ``cos`` and ``sin`` of the kept frequencies ``1 .. h`` (the same bins as
+    :func:`low_pass_mask`). An axis whose box keeps every bin gets an empty ``(n, 0)`` matrix (no filtering).
+    """
+    bases: List[torch.Tensor] = []
+    for d in axes:
+        size = int(spatial_shape[d])
+        half_width = max(int(math.floor((cutoff * size - 1.0) / 2.0 + 0.5)), 0)
+        if 2 * half_width + 1 >= size:
+            bases.append(torch.zeros(size, 0, device=device, dtype=dtype))
+            continue
+        index = torch.arange(size, device=device, dtype=torch.float64)
+        freqs = torch.arange(1, half_width + 1, device=device, dtype=torch.float64)
+        angles = 2.0 * math.pi * index[:, None] * freqs[None, :] / size
+        constant = torch.full([size, 1], 1.0 / math.sqrt(size), device=device, dtype=torch.float64)
+        scale = math.sqrt(2.0 / size)
+        bases.append(torch.cat([constant, scale * torch.cos(angles), scale * torch.sin(angles)], dim=1).to(dtype))
+    return bases
+
+
+def apply_along_axes(x: torch.Tensor, matrices: List[torch.Tensor], dims: List[int],
+                     last_first: bool = False) -> torch.Tensor:
+    """Multiply ``x`` along each dim ``dims[i]`` by ``matrices[i]`` (``(n_in, n_out)``; ``(n, 0)`` skips the
+    axis): a separable linear map as a few thin matrix products. ``last_first`` treats the last dim first
+    (best when it shrinks); otherwise it comes last, and the result is contiguous (best when it grows)."""
+    order = list(range(len(dims)))
+    if last_first:
+        order = order[::-1]
+    for i in order:
+        if matrices[i].shape[1] > 0:
+            moved = torch.movedim(x, dims[i], -1).contiguous()
+            x = torch.movedim(moved @ matrices[i].to(moved.dtype), -1, dims[i])
+    return x
+
+
+def separable_low_pass(x: torch.Tensor, bases: List[torch.Tensor], dims: List[int]) -> torch.Tensor:
+    """Low part of ``x`` for a centred box mask: projection onto the low-frequency basis of each axis.
+
+    Equal to :func:`apply_low_pass` with the box mask (to float rounding) but without full-size FFTs:
+    the image is reduced to its ``(2h + 1)`` coefficients per axis and expanded back, a few thin matrix
+    products. ``bases`` from :func:`box_bases`, one per entry of ``dims``.
+    """
+    coefficients = apply_along_axes(x, bases, dims, last_first=True)
+    return apply_along_axes(coefficients, [b.t() if b.shape[1] > 0 else b for b in bases], dims)
 
 
 def _broadcast_mask(mask: torch.Tensor, ndim: int) -> torch.Tensor:

@@ -15,7 +15,8 @@ from monai.handlers import ValidationHandler
 
 from .data import publish
 
-__all__ = ["atomic_torch_save", "is_main_process", "unwrap", "BestModelSaver", "ResumeCheckpoint",
+__all__ = ["atomic_torch_save", "is_main_process", "unwrap", "load_weights", "CheckpointLoader", "BestModelSaver",
+           "ResumeCheckpoint",
            "PeriodicValidation", "SaveIfNeverValidated", "leave_process_group"]
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,44 @@ def unwrap(network: torch.nn.Module) -> torch.nn.Module:
     """The module inside DistributedDataParallel / DataParallel, so weights load without ``module.``."""
     return network.module if isinstance(network, (torch.nn.parallel.DistributedDataParallel,
                                                   torch.nn.DataParallel)) else network
+
+
+def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu") -> None:
+    """Load a ``state_dict`` file into ``network`` (DDP unwrapped), or stop with one line naming the file and
+    the config keys to change when it was trained with another ``arch`` / ``fusion`` / ``fuse``."""
+    from .networks import checkpoint_mismatch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: train first or point bundle_root at a bundle with weights")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    target = unwrap(network)
+    problem = checkpoint_mismatch(target, state)
+    if problem is not None:
+        message = f"checkpoint {path} does not fit the configured network: {problem}"
+        logger.error(message)
+        raise ValueError(message)
+    target.load_state_dict(state)
+
+
+class CheckpointLoader:
+    """MONAI's ``CheckpointLoader`` for a bundle's ``models/model.pt`` with a one-line mismatch error.
+
+    Call it with the engine (``"$@checkpointloader(@evaluator)"``) or attach it (loads when the engine
+    starts). A checkpoint trained with another ``arch``/``fusion``/``fuse`` stops with the override to pass.
+    """
+
+    def __init__(self, load_path: str, network: torch.nn.Module, map_location: Any = "cpu") -> None:
+        self.load_path, self.network, self.map_location = load_path, network, map_location
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Optional[Engine] = None) -> None:
+        load_weights(self.network, self.load_path, self.map_location)
+        logger.info(f"loaded {self.load_path}")
 
 
 class BestModelSaver:

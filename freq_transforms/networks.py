@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -11,14 +11,16 @@ from monai.networks import nets
 from monai.networks.blocks import Convolution
 from torch import nn
 
-from .fourier import (MASK_SHAPES, apply_low_pass, build_mask, check_cutoff, filtered_dims, soft_low_pass_mask,
-                      spectral_fuse)
+from .fourier import (MASK_SHAPES, apply_along_axes, apply_low_pass, box_bases, build_mask, check_cutoff, filtered_dims,
+                      separable_low_pass, soft_low_pass_mask, spectral_fuse)
 
-__all__ = ["FUSIONS", "FUSE_OPS", "BACKBONE_DEFAULTS", "build_backbone", "backbone_divisor",
-           "FrequencySplit", "FrequencyBranches", "FrequencyDisentangledNet"]
+__all__ = ["FUSIONS", "FUSE_OPS", "ARCHS", "BACKBONE_DEFAULTS", "build_backbone", "backbone_divisor",
+           "input_convs", "split_input_convs", "checkpoint_mismatch", "FrequencySplit", "FrequencyBranches", "LowFrequencyCorrection",
+           "FrequencyDisentangledNet"]
 
 FUSIONS = ("none", "early", "late")
 FUSE_OPS = ("spectral", "concat", "add")
+ARCHS = ("v2", "paper")
 
 # Small-data defaults per backbone name; any keyword given in ``backbone_kwargs`` overrides them.
 BACKBONE_DEFAULTS: Dict[str, Dict[str, Any]] = {
@@ -67,6 +69,58 @@ def backbone_divisor(net: nn.Module, spatial_dims: int) -> List[int]:
     if isinstance(net, nets.SwinUNETR):
         return [32] * spatial_dims
     return [1] * spatial_dims
+
+
+def input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence[int]) -> List[str]:
+    """Names of the convs that read the network's input tensor itself (found by one small forward pass).
+
+    For MONAI's UNet these are the first residual unit's conv and its residual conv; for SegResNet
+    ``convInit``; for SwinUNETR the patch embedding and the first encoder block.
+    """
+    conv_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    size = [max(2 * int(d), 16) for d in divisor][:spatial_dims]
+    x = torch.zeros(1, in_channels, *size)
+    found: List[str] = []
+    hooks = []
+    for name, module in net.named_modules():
+        if isinstance(module, conv_types):
+            def hook(mod: nn.Module, args: Tuple[Any, ...], name: str = name) -> None:
+                if args and isinstance(args[0], torch.Tensor) and args[0].data_ptr() == x.data_ptr():
+                    found.append(name)
+            hooks.append(module.register_forward_pre_hook(hook))
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(x)
+    finally:
+        net.train(was_training)
+        for handle in hooks:
+            handle.remove()
+    return sorted(set(found))
+
+
+def split_input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence[int]) -> List[str]:
+    """Let ``net`` take ``[low, high]`` (``2 * in_channels`` channels) where it took the image.
+
+    Each conv that reads the input gets a second copy of its input weights, so at initialisation
+    ``conv([low, high]) == conv(low + high) == conv(image)``: the network computes exactly what the
+    plain backbone computes, and training can then weigh the two bands apart. Returns the conv names.
+    """
+    names = input_convs(net, in_channels, spatial_dims, divisor)
+    if not names:
+        raise ValueError(f"early fusion (arch='v2') found no conv reading the input of {type(net).__name__}; "
+                         "use arch='paper' for this backbone")
+    modules = dict(net.named_modules())
+    for name in names:
+        conv = modules[name]
+        if conv.groups != 1:
+            raise ValueError(f"early fusion (arch='v2') cannot split the grouped input conv {name!r} of "
+                             f"{type(net).__name__}; use arch='paper'")
+        conv.weight = nn.Parameter(torch.cat([conv.weight.data, conv.weight.data], dim=1))
+        conv.in_channels = 2 * in_channels
+    if isinstance(getattr(net, "in_channels", None), int):
+        net.in_channels = 2 * in_channels
+    return names
 
 
 class FrequencySplit(nn.Module):
@@ -118,11 +172,29 @@ class FrequencySplit(nn.Module):
         return [x.dim() - self.spatial_dims + a for a in self.axes]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        low = apply_low_pass(x, self.mask_for(x), self._dims(x), self.centered)
+        # the FFT runs in float32 whatever autocast or the input says: cuFFT's half precision takes
+        # power-of-two sizes only (48 is not), and bfloat16 FFTs are not implemented
+        x = x.float()
+        # autocast would run the matrix products in 16 bit; TorchScript needs a constant device type
+        if x.is_cuda:
+            with torch.autocast(device_type="cuda", enabled=False):
+                low = self._low(x)
+        else:
+            with torch.autocast(device_type="cpu", enabled=False):
+                low = self._low(x)
+        low = low.float()  # scripted code ignores the autocast switch on CPU
         return low, x - low
 
+    def _low(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mask_shape == "box" and self.centered and not self.learnable_cutoff:
+            # the same box low-pass without full-size FFTs (several times faster at 160x160x128 on CPU)
+            bases = box_bases(list(x.shape[-self.spatial_dims:]), self.fixed_cutoff, self.axes, x.device)
+            return separable_low_pass(x, bases, self._dims(x))
+        return apply_low_pass(x, self.mask_for(x), self._dims(x), self.centered)
+
     def fuse(self, low: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        return spectral_fuse(low, other, self.mask_for(other), self._dims(other), self.centered)
+        other = other.float()
+        return spectral_fuse(low.float(), other, self.mask_for(other), self._dims(other), self.centered)
 
 
 class FrequencyBranches(nn.Module):
@@ -151,6 +223,75 @@ class FrequencyBranches(nn.Module):
         return both[:, : self.features], both[:, self.features:]
 
 
+def linear_upsampling_matrix(coarse: int, full: int, device: torch.device) -> torch.Tensor:
+    """``(coarse, full)`` matrix of 1-D linear interpolation (``align_corners=False``): applied along every
+    axis it is exactly ``F.interpolate(..., mode="trilinear")``, as thin matrix products."""
+    eye = torch.eye(coarse, device=device)[None]
+    return F.interpolate(eye, size=[full], mode="linear", align_corners=False)[0]
+
+
+class LowFrequencyCorrection(nn.Module):
+    """Late fusion, v2: class-logit corrections from the low-frequency part, computed on a coarse grid.
+
+    The low part holds only frequencies below ``cutoff / 2`` cycles per voxel, so its samples on a grid
+    ``stride`` times coarser (``stride <= 1 / cutoff``) keep all of it. There, conv-norm-LeakyReLU layers
+    read it together with the backbone's class probabilities (of the average-pooled logits); a 1x1 conv
+    whose weights start at zero maps them to per-class corrections, upsampled (trilinear, separable) and
+    added to the backbone's logits. At initialisation the correction is exactly zero, so a late-fusion
+    network starts as its backbone and the low band can only add what helps.
+
+    ``forward(low, logits)``: ``low`` ``(B, in_channels, *spatial)``, ``logits`` ``(B, classes, *spatial)``
+    -> corrected logits of the shape of ``logits``.
+
+    Example::
+
+        >>> head = LowFrequencyCorrection(3, in_channels=1, classes=3)
+        >>> logits = torch.rand(1, 3, 64, 64, 48)
+        >>> torch.equal(head(torch.rand(1, 1, 64, 64, 48), logits), logits)  # zero at initialisation
+        True
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, classes: int, features: int = 8, stride: int = 8) -> None:
+        super().__init__()
+        self.spatial_dims, self.stride = spatial_dims, stride
+        act = ("leakyrelu", {"negative_slope": 0.01, "inplace": True})
+        self.body = nn.Sequential(
+            Convolution(spatial_dims, in_channels + classes, features, kernel_size=3, norm="instance", act=act),
+            Convolution(spatial_dims, features, features, kernel_size=3, norm="instance", act=act),
+        )
+        self.out = Convolution(spatial_dims, features, classes, kernel_size=1, conv_only=True)
+        conv = self.out.conv if hasattr(self.out, "conv") else self.out
+        nn.init.zeros_(conv.weight)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spatial_dims == 3:
+            return F.avg_pool3d(x, self.stride, ceil_mode=True)
+        return F.avg_pool2d(x, self.stride, ceil_mode=True)
+
+    def forward(self, low: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.softmax(self._pool(logits), dim=1)
+        samples = low.to(logits.dtype)
+        for d in range(2, low.dim()):  # band-limited: plain subsampling loses nothing (one sample per pooled cell)
+            samples = torch.index_select(samples, d, torch.arange(0, low.shape[d], self.stride, device=low.device))
+        correction = self.out(self.body(torch.cat([samples, probabilities], dim=1)))
+        dims = list(range(2, logits.dim()))
+        matrices = [linear_upsampling_matrix(correction.shape[d], logits.shape[d], logits.device) for d in dims]
+        # every axis but the last, then the last one fused with the addition (one pass over full-size memory)
+        correction = apply_along_axes(correction, matrices[:-1], dims[:-1]).contiguous()
+        last = matrices[-1].to(logits.dtype)
+        fused = torch.addmm(logits.reshape(-1, last.shape[1]), correction.reshape(-1, last.shape[0]), last)
+        return fused.view(logits.shape)
+
+
+class _NoCorrection(nn.Module):
+    """Stands in for :class:`LowFrequencyCorrection` where a network has none."""
+
+    def forward(self, low: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+
 class _NoBranches(nn.Module):
     """Stands in for the branches of the baseline (fusion="none"), which has none."""
 
@@ -161,29 +302,47 @@ class _NoBranches(nn.Module):
 class FrequencyDisentangledNet(nn.Module):
     """Frequency-disentangled (FD) segmentation around any MONAI backbone.
 
-    The input ``(B, in_channels, *spatial)`` is split into low and high parts
-    (:class:`FrequencySplit`); each goes through its own conv (``features`` channels):
+    The input ``(B, in_channels, *spatial)`` is split into low and high parts (:class:`FrequencySplit`;
+    the split is part of the network, in float32). ``fusion="none"`` is the plain backbone on the image
+    (the baseline). Two layer layouts, chosen by ``arch``:
 
-    * ``fusion="none"``: the plain backbone on the image (the baseline).
-    * ``fusion="early"``: conv(low) and conv(high) are fused, then the backbone gives the logits.
-    * ``fusion="late"``: the backbone maps conv(high) to ``features`` channels; these are fused
-      with conv(low) and a small head (conv-norm-LeakyReLU, 1x1 conv) gives the logits.
+    ``arch="v2"`` (default): FD at the backbone's cost, starting as the backbone.
 
-    ``fuse``: ``"spectral"`` (released code: conv(low)'s spectrum replaces the low band of the other
-    branch's spectrum), ``"concat"`` or ``"add"``.
+    * ``early``: low and high enter the backbone's own input convs as two channel groups
+      (:func:`split_input_convs`: the per-band convs folded into the first layer, same function class
+      as the paper's linear branch convs). The two weight copies start equal, so at initialisation the
+      network equals the plain backbone; training can weigh the bands apart.
+    * ``late``: the backbone maps the high part to class logits, as the plain backbone maps the image;
+      :class:`LowFrequencyCorrection` adds low-frequency corrections to them from a head whose last
+      layer starts at zero, computed on a coarse grid (the low part is band-limited). No class can be
+      lost to an unnormalised fusion, and the low band can only add.
+
+    ``arch="paper"``: the layout of the paper's released code, kept for reproduction. Each part goes
+    through its own bias-free 3x3(x3) conv (``features`` channels); ``early`` fuses them before the
+    backbone, ``late`` fuses conv(low) with the backbone's ``features``-channel output of conv(high)
+    and a head (conv-norm-LeakyReLU, 1x1 conv) gives the logits. ``fuse``: ``"spectral"`` (released
+    code: conv(low)'s spectrum replaces the low band of the other branch's), ``"concat"`` or ``"add"``.
 
     Args:
         backbone: a ``monai.networks.nets`` name (``"UNet"``, ``"SegResNet"``, ``"DynUNet"``,
             ``"SwinUNETR"``, ...) built with the channels this wrapper needs; a factory
-            ``f(in_channels, out_channels) -> nn.Module``; or a ready module whose channels must fit.
+            ``f(in_channels, out_channels) -> nn.Module``; or a ready module whose channels must fit
+            (for ``arch="v2"`` a plain ``in_channels -> out_channels`` backbone, which early fusion adapts).
         in_channels, out_channels: image channels and number of classes.
+        fusion: ``"none"``, ``"early"`` or ``"late"``.
+        arch: ``"v2"`` or ``"paper"`` (see above).
         cutoff, mask, centered, axes: the split (see :func:`freq_transforms.fourier.low_pass_mask`).
-        features: channels of each branch conv (paper: 8).
+        features: ``paper``: channels of each branch conv (paper: 8); ``v2`` late: width of the
+            low-frequency head.
+        fuse: fusion operator of ``arch="paper"`` (``v2`` has none to choose).
         learnable_cutoff: train the cutoff through a soft sigmoid-edged mask.
         spatial_dims: 2 or 3.
         backbone_kwargs: extra arguments for a named backbone (override the defaults).
         pad_to_divisible: zero-pad inputs to the backbone's divisibility and crop outputs back, so
             any size works; if ``False`` such inputs raise a ``ValueError`` naming the divisor.
+
+    The constructor arguments are kept in ``net.config`` (a plain dict), so a checkpoint can say which
+    network it belongs to.
 
     Example::
 
@@ -192,31 +351,58 @@ class FrequencyDisentangledNet(nn.Module):
         torch.Size([1, 3, 33, 47, 29])
     """
 
+    __jit_unused_properties__ = ["config"]
+
     def __init__(self, backbone: Backbone = "UNet", in_channels: int = 1, out_channels: int = 2,
                  fusion: str = "late", cutoff: float = 0.1, mask: str = "box", features: int = 8,
                  fuse: str = "spectral", learnable_cutoff: bool = False, spatial_dims: int = 3,
                  centered: bool = True, axes: Optional[Sequence[int]] = None,
-                 backbone_kwargs: Optional[Dict[str, Any]] = None, pad_to_divisible: bool = True) -> None:
+                 backbone_kwargs: Optional[Dict[str, Any]] = None, pad_to_divisible: bool = True,
+                 arch: str = "v2") -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if fuse not in FUSE_OPS:
             raise ValueError(f"fuse must be one of {FUSE_OPS}, got {fuse!r}")
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        self._config = {"backbone": backbone if isinstance(backbone, str) else type(backbone).__name__,
+                        "in_channels": in_channels, "out_channels": out_channels, "fusion": fusion, "arch": arch,
+                        "cutoff": cutoff, "mask": mask, "features": features, "fuse": fuse,
+                        "learnable_cutoff": learnable_cutoff, "spatial_dims": spatial_dims, "centered": centered,
+                        "axes": None if axes is None else list(axes), "backbone_kwargs": dict(backbone_kwargs or {})}
         self.fusion, self.fuse_op, self.spatial_dims = fusion, fuse, spatial_dims
+        self.v2 = arch == "v2"
         self.in_channels, self.out_channels, self.features = in_channels, out_channels, features
         self.pad_to_divisible = pad_to_divisible
         self.split = FrequencySplit(cutoff, mask, spatial_dims, axes, centered, learnable_cutoff)
-        self.branches: nn.Module = FrequencyBranches(spatial_dims, in_channels, features)
+        self.branches: nn.Module = _NoBranches()
+        self.head: nn.Module = nn.Identity()
+        self.correction: nn.Module = _NoCorrection()
+        if self.v2 or fusion == "none":
+            self.backbone = self._make_backbone(backbone, in_channels, out_channels, backbone_kwargs or {})
+            self.divisor: List[int] = backbone_divisor(self.backbone, spatial_dims)
+            if fusion == "early" and self.v2:
+                split_input_convs(self.backbone, in_channels, spatial_dims, self.divisor)
+            if fusion == "late" and self.v2:
+                stride = 2 ** max(0, min(3, int(math.floor(math.log2(1.0 / cutoff)))))  # <= 1 / cutoff, <= 8
+                self.correction = LowFrequencyCorrection(spatial_dims, in_channels, out_channels, features, stride)
+            return
+        self.branches = FrequencyBranches(spatial_dims, in_channels, features)
         fused_channels = 2 * features if fuse == "concat" else features
-        backbone_in = {"none": in_channels, "early": fused_channels, "late": features}[fusion]
+        backbone_in = {"early": fused_channels, "late": features}[fusion]
         backbone_out = features if fusion == "late" else out_channels
         self.backbone = self._make_backbone(backbone, backbone_in, backbone_out, backbone_kwargs or {})
-        self.divisor: List[int] = backbone_divisor(self.backbone, spatial_dims)
-        self.head = self._make_head(fused_channels) if fusion == "late" else nn.Identity()
-        if fusion == "none":  # the baseline has no branches; keep the parameter count honest
-            self.branches = _NoBranches()
+        self.divisor = backbone_divisor(self.backbone, spatial_dims)
+        if fusion == "late":
+            self.head = self._make_head(fused_channels)
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        """The constructor arguments that fix the parameter layout (a copy)."""
+        return dict(self._config)
 
     def _make_backbone(self, backbone: Backbone, in_channels: int, out_channels: int,
                        kwargs: Dict[str, Any]) -> nn.Module:
@@ -274,7 +460,56 @@ class FrequencyDisentangledNet(nn.Module):
                              f"got {list(x.shape)}")
         if self.fusion == "none":
             return self._run_backbone(x)
-        low_features, high_features = self.branches(*self.split(x))
+        low, high = self.split(x)
+        if self.v2:
+            if self.fusion == "early":
+                return self._run_backbone(torch.cat([low, high], dim=1))
+            return self.correction(low, self._run_backbone(high))
+        low_features, high_features = self.branches(low, high)
         if self.fusion == "early":
             return self._run_backbone(self._fuse(low_features, high_features))
         return self.head(self._fuse(low_features, self._run_backbone(high_features)))
+
+
+def _layout(net: nn.Module) -> Dict[str, Tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def checkpoint_mismatch(network: nn.Module, state_dict: Mapping[str, Any]) -> Optional[str]:
+    """``None`` if ``state_dict`` fits ``network``; otherwise one line saying which settings it was trained
+    with and the bundle overrides that load it (``--arch paper --fusion late``), found by rebuilding the
+    network with each ``arch`` x ``fusion`` x ``fuse``."""
+    wanted = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    if _layout(network) == wanted:
+        return None
+    config = getattr(network, "config", None)
+    if not isinstance(config, dict) or not isinstance(config.get("backbone"), str) or \
+            not hasattr(nets, config["backbone"]):
+        return "the checkpoint's parameters do not fit the network (different layer names or shapes)"
+    current = {k: config[k] for k in ("arch", "fusion", "fuse")}
+    matches: List[Dict[str, str]] = []
+    for arch in ARCHS:
+        for fusion in FUSIONS:
+            for fuse in (FUSE_OPS if arch == "paper" and fusion != "none" else (config["fuse"],)):
+                candidate = {"arch": arch, "fusion": fusion, "fuse": fuse}
+                if candidate == current:
+                    continue
+                try:
+                    built = FrequencyDisentangledNet(**{**config, **candidate})
+                except (ValueError, TypeError, RuntimeError):
+                    continue
+                if _layout(built) == wanted:
+                    matches.append({k: v for k, v in candidate.items() if v != current[k]})
+    if not matches:
+        return ("its parameters fit no arch/fusion/fuse setting of this network: check num_classes, features, "
+                "backbone and backbone_kwargs against the run that trained it")
+    matches.sort(key=len)
+    best = matches[0]
+    said = ", ".join(f"{k}={v!r}" for k, v in best.items())
+    line = (f"it was trained with {said}, the config says " + ", ".join(f"{k}={current[k]!r}" for k in best)
+            + ": pass " + " ".join(f"--{k} {v}" for k, v in best.items()))
+    alike = [m for m in matches[1:] if set(m) == set(best)]
+    if alike:  # e.g. fuse add and spectral have the same parameters
+        line += " (or " + "; ".join(" ".join(f"--{k} {v}" for k, v in m.items()) for m in alike) + \
+            ": the weights fit these too)"
+    return line

@@ -28,13 +28,21 @@ from .runner import QUIET_LOGGING, bundle_configs, run_bundle
 __all__ = ["run_sweep", "summarize", "train_and_evaluate"]
 
 
-def _run_name(n: Optional[int], fusion: str, seed: int) -> str:
-    return f"n{'all' if n is None else n}_{fusion}_s{seed}"
+def _run_name(n: Optional[int], fusion: str, seed: int, arch: Optional[str] = None, fold: Optional[int] = None) -> str:
+    layout = f"_{arch}" if arch == "paper" and fusion != "none" else ""
+    return f"n{'all' if n is None else n}_{fusion}{layout}_s{seed}{'' if fold is None else f'_f{fold}'}"
+
+
+def _arch_of(record: Dict[str, Any]) -> str:
+    """The layout a record was trained with; records from before ``arch`` existed are the paper layout."""
+    return "-" if record["fusion"] == "none" else str(record.get("arch") or "paper")
 
 
 def train_and_evaluate(bundle: Path, run_dir: Path, common: Dict[str, Any], n: Optional[int], fusion: str, seed: int,
                        epochs: int, test_dir: Optional[str], logging_file: str) -> Dict[str, Any]:
-    """Train (unless ``trained.json`` marks it done) and evaluate one run; return its per-case metrics."""
+    """Train (unless ``trained.json`` marks it done) and evaluate one run; return its per-case metrics.
+
+    ``common`` holds the bundle overrides shared by the grid (``dataset_dir``, ``arch``, ...)."""
     overrides = {**common, "bundle_root": str(run_dir), "n_train": n, "fusion": fusion, "seed": seed}
     if not (run_dir / "trained.json").is_file():  # a kill during training resumes from models/resume.pt
         run_bundle(bundle, ["train"], logging_file=logging_file, epochs=epochs, **overrides)
@@ -42,15 +50,32 @@ def train_and_evaluate(bundle: Path, run_dir: Path, common: Dict[str, Any], n: O
     run_bundle(bundle, ["train", "evaluate"], logging_file=logging_file, test_dataset_dir=test_dir, **overrides)
     dice = read_metric_csv(run_dir / "eval" / "val_mean_dice_raw.csv")
     hd95 = read_metric_csv(run_dir / "eval" / "val_hd95_raw.csv")
-    return {"n_train": n, "fusion": fusion, "seed": seed, "epochs": epochs, "val_dice": _best_validation_dice(run_dir),
+    return {"n_train": n, "fusion": fusion, "arch": _config_value(bundle, "arch", common), "seed": seed,
+            "fold": common.get("fold") if common.get("folds") else None,
+            "epochs": epochs, "val_dice": _best_validation_dice(run_dir),
             "train_part": _train_part_size(run_dir), "files": dice["filename"], "dice": dice["mean"],
             "hd95": hd95["mean"]}
 
 
+def _config_value(bundle: Path, key: str, overrides: Dict[str, Any]) -> Any:
+    """``key`` as a run sees it: the override if given, else the bundle's train.json default."""
+    if key in overrides:
+        return overrides[key]
+    return json.loads((bundle / "configs" / "train.json").read_text()).get(key)
+
+
 def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optional[int]], fusions: Sequence[str],
               seeds: Sequence[int], epochs: int, test_dir: Optional[str] = None,
-              overrides: Optional[Dict[str, Any]] = None) -> Path:
-    """Run (or resume) the grid and write the summaries; returns ``out / 'summary.md'``."""
+              overrides: Optional[Dict[str, Any]] = None, archs: Optional[Sequence[str]] = None,
+              folds: Optional[int] = None) -> Path:
+    """Run (or resume) the grid and write the summaries; returns ``out / 'summary.md'``.
+
+    ``archs`` (e.g. ``["v2", "paper"]``) repeats every FD mode for each layer layout; ``fusion=none`` runs
+    once. Default: the ``arch`` of ``overrides`` or of the bundle.
+
+    ``folds`` K cross-validates: every run is repeated for each fold (tested on that fold, validated on the
+    next, trained on the rest), so every case is a test case exactly once; ``folds.json`` records which
+    cases each fold tests, and summaries pool all cases (each first averaged over seeds)."""
     bundle_configs(bundle, "train", "evaluate", "metadata")  # a wrong bundle or dataset stops here, not per run
     load_msd_datalist(dataset_dir)
     if test_dir:
@@ -58,17 +83,24 @@ def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optio
     out.mkdir(parents=True, exist_ok=True)
     logging_file = str(atomic_write_text(out / "quiet_logging.conf", QUIET_LOGGING))
     common = {"dataset_dir": str(Path(dataset_dir).resolve()), **(overrides or {})}
+    layouts = list(archs) if archs else [_config_value(bundle, "arch", common)]
     failures: Dict[str, str] = {}
-    grid = [(n, f, s) for n in n_train for f in fusions for s in seeds]
+    fold_ids: List[Optional[int]] = [None]
+    if folds:
+        fold_ids = list(range(int(folds)))
+        _write_folds(out, dataset_dir, int(folds), int(common.get("split_seed", 0)))
+    grid = [(n, f, a, s, k) for n in n_train for f in fusions for a in (layouts[:1] if f == "none" else layouts)
+            for s in seeds for k in fold_ids]
     progress = tqdm(grid, desc="sweep", unit="run")
-    for n, fusion, seed in progress:
-        name = _run_name(n, fusion, seed)
+    for n, fusion, arch, seed, fold in progress:
+        name = _run_name(n, fusion, seed, arch, fold)
         run_dir = out / "runs" / name
         progress.set_postfix_str(name)
         if (run_dir / "done.json").is_file():
             continue
+        run_overrides = {**common, "arch": arch, **({} if fold is None else {"folds": int(folds), "fold": fold})}
         try:
-            record = train_and_evaluate(bundle, run_dir, common, n, fusion, seed, epochs, test_dir, logging_file)
+            record = train_and_evaluate(bundle, run_dir, run_overrides, n, fusion, seed, epochs, test_dir, logging_file)
             atomic_write_text(run_dir / "done.json", json.dumps(record, indent=2))
         except Exception as err:  # one failed run must not stop the grid
             cause = _root_cause(err)
@@ -79,6 +111,19 @@ def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optio
     if failures:
         print(f"{len(failures)} of {len(grid)} runs failed (see {out / 'failures.json'}): " + ", ".join(failures))
     return summary
+
+
+def _write_folds(out: Path, dataset_dir: str, folds: int, split_seed: int) -> None:
+    """``out/folds.json``: the test cases of every fold and the groups of identical images, for audit."""
+    from .data import fold_assignment, participant_groups
+
+    items = load_msd_datalist(dataset_dir)
+    groups = participant_groups(items)
+    parts = fold_assignment(items, folds, split_seed, groups)
+    record = {"folds": folds, "split_seed": split_seed, "dataset_dir": str(Path(dataset_dir).resolve()),
+              "same_image_groups": [[Path(items[i]["image"]).name for i in g] for g in groups if len(g) > 1],
+              "test_cases": {str(k): [Path(item["image"]).name for item in part] for k, part in enumerate(parts)}}
+    atomic_write_text(out / "folds.json", json.dumps(record, indent=2))
 
 
 def _root_cause(err: BaseException) -> BaseException:
@@ -131,6 +176,7 @@ def load_records(out: Path) -> List[Dict[str, Any]]:
     records = []
     for done in sorted((out / "runs").glob("*/done.json")):
         record = json.loads(done.read_text())
+        record["run"] = done.parent.name
         if "val_dice" not in record:
             record["val_dice"] = _best_validation_dice(done.parent)
             record["train_part"] = _train_part_size(done.parent)
@@ -145,7 +191,7 @@ def export_records(out: Path, dest: Path, task: str) -> Path:
     if not records:
         raise ValueError(f"no finished runs under {out} (expected {out / 'runs'}/<run>/done.json)")
     for record in records:
-        name = _run_name(record["n_train"], record["fusion"], record["seed"])
+        name = record["run"]
         atomic_write_text(dest / "runs" / name / "done.json", json.dumps(record, indent=2))
         split = out / "runs" / name / "eval" / "split.json"
         if split.is_file():
@@ -153,18 +199,21 @@ def export_records(out: Path, dest: Path, task: str) -> Path:
     return summarize(dest, task)
 
 
-def compare_runs(a: Path, b: Path, n_train: Optional[int], fusion_a: str, fusion_b: str) -> str:
+def compare_runs(a: Path, b: Path, n_train: Optional[int], fusion_a: str, fusion_b: str,
+                 arch_a: Optional[str] = None, arch_b: Optional[str] = None) -> str:
     """Paired bootstrap of mean test Dice, sweep ``a`` (``fusion_a``) minus sweep ``b`` (``fusion_b``), same n.
 
-    For ablations run as separate sweeps (e.g. ``centered=False`` against the default); each case's Dice is
-    first averaged over the seeds of its side."""
-    def records(out: Path, fusion: str) -> List[Dict[str, Any]]:
-        found = [r for r in load_records(out) if r["n_train"] == n_train and r["fusion"] == fusion]
+    For ablations run as separate sweeps (e.g. ``centered=False`` against the default) or layouts in one
+    sweep (``arch_a="v2", arch_b="paper"``); each case's Dice is first averaged over the seeds of its side."""
+    def records(out: Path, fusion: str, arch: Optional[str]) -> List[Dict[str, Any]]:
+        found = [r for r in load_records(out) if r["n_train"] == n_train and r["fusion"] == fusion
+                 and (arch is None or _arch_of(r) == arch)]
         if not found:
-            raise ValueError(f"no finished run with n_train={n_train}, fusion={fusion} under {out}")
+            raise ValueError(f"no finished run with n_train={n_train}, fusion={fusion}"
+                             f"{'' if arch is None else f', arch={arch}'} under {out}")
         return found
 
-    first, second = _pooled(records(a, fusion_a), "dice"), _pooled(records(b, fusion_b), "dice")
+    first, second = _pooled(records(a, fusion_a, arch_a), "dice"), _pooled(records(b, fusion_b, arch_b), "dice")
     cases = sorted(set(first) & set(second))
     if not cases:
         raise ValueError(f"{a} and {b} share no test cases")
@@ -179,29 +228,32 @@ def summarize(out: Path, task: str) -> Path:
     records = load_records(out)
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for record in records:
-        groups.setdefault((record["n_train"], record["fusion"]), []).append(record)
-    rows, lines = [], ["| task | n (%) | FD | seeds | val Dice (%) | Dice (%) [95% CI] | HD95 (mm) [95% CI] | "
-                       "FD - none, Dice [95% CI] |", "|---|---|---|---|---|---|---|---|"]
+        groups.setdefault((record["n_train"], record["fusion"], _arch_of(record)), []).append(record)
+    rows, lines = [], ["| task | n (%) | FD | arch | seeds | val Dice (%) | Dice (%) [95% CI] | HD95 (mm) [95% CI] | "
+                       "FD - none, Dice [95% CI] |", "|---|---|---|---|---|---|---|---|---|"]
     order = {"none": 0, "early": 1, "late": 2}
-    for (n, fusion) in sorted(groups, key=lambda k: (math.inf if k[0] is None else k[0], order.get(k[1], 9))):
-        dice = _pooled(groups[(n, fusion)], "dice")
-        hd95 = _finite(list(_pooled(groups[(n, fusion)], "hd95").values()))
+    for key in sorted(groups, key=lambda k: (math.inf if k[0] is None else k[0], k[2] != "v2", order.get(k[1], 9))):
+        n, fusion, arch = key
+        dice = _pooled(groups[key], "dice")
+        hd95 = _finite(list(_pooled(groups[key], "hd95").values()))
         d_ci, h_ci = bootstrap_ci(list(dice.values())), bootstrap_ci(hd95) if hd95 else None
         diff = ""
-        if fusion != "none" and (n, "none") in groups:
-            base = _pooled(groups[(n, "none")], "dice")
+        if fusion != "none" and (n, "none", "-") in groups:
+            base = _pooled(groups[(n, "none", "-")], "dice")
             common = sorted(set(base) & set(dice))
             diff = paired_difference_ci([dice[c] for c in common], [base[c] for c in common]).format(100)
-        seeds = sorted(r["seed"] for r in groups[(n, fusion)])
-        val_dice = float(np.mean([r["val_dice"] for r in groups[(n, fusion)]]))
-        part = groups[(n, fusion)][0]["train_part"]
-        rows.append({"task": task, "n_train": n, "train_part": part if part else "", "fusion": fusion,
+        seeds = sorted({r["seed"] for r in groups[key]})
+        folds = {r.get("fold") for r in groups[key]} - {None}
+        val_dice = float(np.mean([r["val_dice"] for r in groups[key]]))
+        part = groups[key][0]["train_part"]
+        rows.append({"task": task, "n_train": n, "train_part": part if part else "", "fusion": fusion, "arch": arch,
                      "seeds": " ".join(map(str, seeds)), "val_dice": val_dice, "cases": len(dice), "dice": d_ci.mean,
                      "dice_low": d_ci.low, "dice_high": d_ci.high,
                      "hd95": h_ci.mean if h_ci else "", "hd95_low": h_ci.low if h_ci else "",
                      "hd95_high": h_ci.high if h_ci else "", "hd95_cases": len(hd95), "fd_minus_none": diff})
         hd_text = h_ci.format() if h_ci else "n/a"
-        lines.append(f"| {task} | {_n_label(n, part)} | {fusion} | {len(seeds)} | {100 * val_dice:.2f} | "
+        seed_cell = f"{len(seeds)} x {len(folds)} folds" if folds else str(len(seeds))
+        lines.append(f"| {task} | {_n_label(n, part)} | {fusion} | {arch} | {seed_cell} | {100 * val_dice:.2f} | "
                      f"{d_ci.format(100)} | {hd_text} | {diff} |")
     if rows:
         buffer = io.StringIO()
@@ -211,7 +263,8 @@ def summarize(out: Path, task: str) -> Path:
         atomic_write_text(out / "summary.csv", buffer.getvalue())
         _plot(rows, out / "dice_vs_ntrain.png")
     note = ("\nval Dice: the best validation Dice of each run's model selection (validation split, mean over seeds), "
-            "the only number to choose settings by. Test Dice: mean over test cases of the per-case Dice (mean over "
+            "the only number to choose settings by. With folds, every case is tested in exactly one fold and the "
+            "cases of all folds are pooled. Test Dice: mean over test cases of the per-case Dice (mean over "
             "classes, original image grid), each case first averaged over seeds; 95% percentile bootstrap CIs over "
             "cases (scipy.stats.bootstrap, 10,000 resamples); FD - none is a paired bootstrap over the same cases. "
             "HD95 excludes cases where it is undefined (empty prediction); see summary.csv hd95_cases.\n")
@@ -234,14 +287,15 @@ def _plot(rows: List[Dict[str, Any]], path: Path) -> None:
 
     rows = [r for r in rows if _plot_x(r) is not None]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for fusion in ("none", "early", "late"):
-        mine = sorted((r for r in rows if r["fusion"] == fusion), key=_plot_x)
+    for fusion, arch in [("none", "-"), ("early", "v2"), ("late", "v2"), ("early", "paper"), ("late", "paper")]:
+        mine = sorted((r for r in rows if r["fusion"] == fusion and r.get("arch", "paper") == arch), key=_plot_x)
         if not mine:
             continue
         xs = [_plot_x(r) for r in mine]
         ys = np.array([r["dice"] for r in mine]) * 100
         err = np.array([[r["dice"] - r["dice_low"], r["dice_high"] - r["dice"]] for r in mine]).T * 100
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=f"fusion={fusion}")
+        label = f"fusion={fusion}" if arch == "-" else f"fusion={fusion} ({arch})"
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label, linestyle="--" if arch == "paper" else "-")
     ax.set_xscale("log")
     ticks = sorted({_plot_x(r) for r in rows})
     whole = {_plot_x(r) for r in rows if r["n_train"] is None}

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from freq_transforms import FrequencyDisentangledNet
-from freq_transforms.networks import FUSE_OPS, FUSIONS
+from freq_transforms.networks import ARCHS, FUSE_OPS, FUSIONS
 
 SMALL = {
     "UNet": {"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 1},
@@ -12,14 +12,144 @@ SMALL = {
                 "filters": (8, 16, 32)},
 }
 CASES = [(b, f, o) for b in SMALL for f in FUSIONS for o in FUSE_OPS if not (f == "none" and o != "spectral")]
+V2_CASES = [(b, f) for b in SMALL for f in ("early", "late")]
 
 
 def _trainable(net):
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-def _net(backbone, fusion, fuse="spectral", **kw):
-    return FrequencyDisentangledNet(backbone, 1, 3, fusion=fusion, fuse=fuse, backbone_kwargs=SMALL[backbone], **kw)
+def _net(backbone, fusion, fuse="spectral", arch="paper", **kw):
+    return FrequencyDisentangledNet(backbone, 1, 3, fusion=fusion, fuse=fuse, backbone_kwargs=SMALL[backbone], arch=arch,
+                                    **kw)
+
+
+@pytest.mark.parametrize("backbone,fusion", V2_CASES)
+def test_v2_starts_as_its_backbone_at_the_backbone_size(backbone, fusion):
+    """v2 early at initialisation computes what the plain backbone of the same seed computes; v2 late what
+    the backbone computes on the high part; both add well under 1% parameters."""
+    x = torch.rand(2, 1, 33, 47, 29)
+    torch.manual_seed(0)
+    plain = _net(backbone, "none", arch="v2")
+    torch.manual_seed(0)
+    net = _net(backbone, fusion, arch="v2")
+    with torch.no_grad():
+        if fusion == "early":
+            torch.testing.assert_close(net(x), plain(x), atol=1e-4, rtol=1e-4)
+        else:
+            low, high = net.split(x)
+            torch.testing.assert_close(net(x), net._run_backbone(high))
+            assert not torch.allclose(net(x), plain(x), atol=1e-3)
+    extra = _trainable(net) - _trainable(plain)
+    assert 0 < extra < 0.05 * _trainable(plain) + 2000
+
+
+def test_v2_early_feeds_low_and_high_into_the_backbone_input_convs():
+    from freq_transforms.networks import input_convs
+
+    net = FrequencyDisentangledNet("UNet", 1, 3, fusion="early", arch="v2", backbone_kwargs=SMALL["UNet"])
+    convs = dict(net.backbone.named_modules())
+    names = [n for n, m in convs.items() if isinstance(m, nn.Conv3d) and m.in_channels == 2]
+    assert names == ["model.0.conv.unit0.conv", "model.0.residual"]
+    for name in names:  # the two band copies start equal
+        torch.testing.assert_close(convs[name].weight[:, 0], convs[name].weight[:, 1])
+    plain = FrequencyDisentangledNet("UNet", 1, 3, fusion="none", backbone_kwargs=SMALL["UNet"]).backbone
+    assert input_convs(plain, 1, 3, [4, 4, 4]) == names
+    # a band weighted apart changes the output: the bands are separable inside the network
+    x = torch.rand(1, 1, 16, 16, 16)
+    before = net(x).detach()
+    with torch.no_grad():
+        convs[names[0]].weight[:, 0] *= 2
+    assert not torch.allclose(net(x), before)
+
+
+def test_v2_late_low_branch_learns_and_reaches_the_logits():
+    torch.manual_seed(0)
+    net = FrequencyDisentangledNet("UNet", 1, 3, fusion="late", arch="v2", backbone_kwargs=SMALL["UNet"])
+    head = net.correction.out.conv
+    assert torch.count_nonzero(head.weight) == 0
+    x, y = torch.rand(2, 1, 24, 20, 16), torch.randint(0, 3, (2, 24, 20, 16))
+    nn.functional.cross_entropy(net(x), y).backward()
+    assert head.weight.grad.abs().sum() > 0  # the zero layer is trained from the first step
+    assert net.correction.stride == 8  # <= 1 / cutoff: the low band is sampled without loss
+
+
+def test_v2_late_upsampling_is_trilinear():
+    from freq_transforms.fourier import apply_along_axes
+    from freq_transforms.networks import linear_upsampling_matrix
+
+    coarse = torch.rand(2, 3, 5, 4, 3)
+    size = (37, 30, 24)
+    matrices = [linear_upsampling_matrix(c, f, coarse.device) for c, f in zip(coarse.shape[2:], size)]
+    want = nn.functional.interpolate(coarse, size=size, mode="trilinear", align_corners=False)
+    torch.testing.assert_close(apply_along_axes(coarse, matrices, [2, 3, 4]), want)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_cpu_autocast_bfloat16_forward_and_backward(arch, fusion):
+    """The FFT split runs in float32 under autocast (cuFFT half precision takes power-of-two sizes only)."""
+    torch.manual_seed(0)
+    net = FrequencyDisentangledNet("UNet", 1, 3, fusion=fusion, arch=arch, fuse="spectral", backbone_kwargs=SMALL["UNet"])
+    x, y = torch.rand(2, 1, 24, 20, 12), torch.randint(0, 3, (2, 24, 20, 12))
+    reference = net(x).detach()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low, high = net.split(x.bfloat16())
+        assert low.dtype == high.dtype == torch.float32
+        out = net(x)
+        loss = nn.functional.cross_entropy(out.float(), y)
+    loss.backward()
+    assert out.shape == reference.shape
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+    assert (out.float() - reference).abs().mean() < 0.05
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_cuda_amp_train_step_on_non_power_of_two_size(arch, fusion):
+    net = FrequencyDisentangledNet("UNet", 1, 3, fusion=fusion, arch=arch, fuse="spectral").cuda()
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    scaler = torch.amp.GradScaler("cuda")
+    x, y = torch.rand(2, 1, 64, 64, 48, device="cuda"), torch.randint(0, 3, (2, 64, 64, 48), device="cuda")
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = nn.functional.cross_entropy(net(x).float(), y)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("trained,configured,flag", [
+    ({"arch": "paper", "fusion": "early"}, {"arch": "v2", "fusion": "early"}, "--arch paper"),
+    ({"arch": "v2", "fusion": "late"}, {"arch": "v2", "fusion": "early"}, "--fusion late"),
+    ({"arch": "paper", "fusion": "late", "fuse": "concat"}, {"arch": "v2", "fusion": "none"},
+     "--arch paper --fusion late"),
+])
+def test_checkpoint_of_another_layout_names_the_override(trained, configured, flag):
+    from freq_transforms.networks import checkpoint_mismatch
+
+    def build(settings):
+        return FrequencyDisentangledNet("UNet", 1, 3, backbone_kwargs=SMALL["UNet"], **{"fuse": "concat", **settings})
+
+    state = build(trained).state_dict()
+    problem = checkpoint_mismatch(build(configured), state)
+    assert problem is not None and problem.endswith(f"pass {flag}") and "\n" not in problem, problem
+    assert checkpoint_mismatch(build(trained), state) is None
+    other = FrequencyDisentangledNet("UNet", 1, 4, backbone_kwargs=SMALL["UNet"], **configured)
+    assert "fit no arch/fusion/fuse setting" in checkpoint_mismatch(other, state)
+
+
+def test_checkpoint_whose_fuse_cannot_be_told_apart_names_both():
+    from freq_transforms.networks import checkpoint_mismatch
+
+    def build(**settings):
+        return FrequencyDisentangledNet("UNet", 1, 3, backbone_kwargs=SMALL["UNet"], **settings)
+
+    problem = checkpoint_mismatch(build(arch="v2", fusion="early", fuse="concat"),
+                                  build(arch="paper", fusion="late", fuse="add").state_dict())
+    assert "pass --arch paper --fusion late" in problem and "add" in problem and "spectral" in problem
 
 
 @pytest.mark.parametrize("backbone,fusion,fuse", CASES)
@@ -44,9 +174,10 @@ def test_parameter_count_of_early_spectral_is_exact():
     assert early == _trainable(unet) + 2 * 8 * 27
 
 
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("fusion", FUSIONS)
-def test_torchscript_export_matches_eager(fusion):
-    net = _net("UNet", fusion).eval()
+def test_torchscript_export_matches_eager(fusion, arch):
+    net = _net("UNet", fusion, arch=arch).eval()
     scripted = torch.jit.script(net)
     x = torch.rand(1, 1, 20, 24, 16)
     torch.testing.assert_close(scripted(x), net(x))
@@ -54,7 +185,7 @@ def test_torchscript_export_matches_eager(fusion):
 
 def test_swinunetr_backbone_forward_and_trace():
     pytest.importorskip("einops")
-    net = FrequencyDisentangledNet("SwinUNETR", 1, 2, fusion="early",
+    net = FrequencyDisentangledNet("SwinUNETR", 1, 2, fusion="early", arch="paper",
                                    backbone_kwargs={"feature_size": 12, "depths": (1, 1, 1, 1)}).eval()
     x = torch.rand(1, 1, 64, 64, 64)  # SwinUNETR needs 32-divisible sizes; 64 keeps instance norm defined
     assert net(x).shape == (1, 2, 64, 64, 64)
@@ -62,9 +193,24 @@ def test_swinunetr_backbone_forward_and_trace():
     torch.testing.assert_close(traced(x), net(x), atol=1e-4, rtol=1e-4)
 
 
-def test_learnable_cutoff_gets_gradient_and_moves():
+def test_swinunetr_v2_early_splits_both_input_layers():
+    pytest.importorskip("einops")
     torch.manual_seed(0)
-    net = _net("UNet", "late", learnable_cutoff=True)
+    kwargs = {"feature_size": 12, "depths": (1, 1, 1, 1)}
+    plain = FrequencyDisentangledNet("SwinUNETR", 1, 2, fusion="none", backbone_kwargs=kwargs).eval()
+    torch.manual_seed(0)
+    net = FrequencyDisentangledNet("SwinUNETR", 1, 2, fusion="early", arch="v2", backbone_kwargs=kwargs).eval()
+    split = [n for n, m in net.backbone.named_modules() if isinstance(m, nn.Conv3d) and m.in_channels == 2]
+    assert "swinViT.patch_embed.proj" in split and len(split) >= 2
+    x = torch.rand(1, 1, 64, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), plain(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_learnable_cutoff_gets_gradient_and_moves(arch):
+    torch.manual_seed(0)
+    net = _net("UNet", "late", arch=arch, learnable_cutoff=True)
     start = net.split.cutoff
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     x, y = torch.rand(2, 1, 16, 16, 16), torch.randint(0, 3, (2, 16, 16, 16))
@@ -84,9 +230,11 @@ def test_fixed_cutoff_is_not_trained():
 
 
 def test_2d_network():
-    net = FrequencyDisentangledNet("UNet", 2, 2, fusion="late", spatial_dims=2,
-                                   backbone_kwargs={"channels": (8, 16), "strides": (2,), "num_res_units": 0})
-    assert net(torch.rand(1, 2, 31, 17)).shape == (1, 2, 31, 17)
+    for arch in ARCHS:
+        for fusion in ("early", "late"):
+            net = FrequencyDisentangledNet("UNet", 2, 2, fusion=fusion, spatial_dims=2, arch=arch,
+                                           backbone_kwargs={"channels": (8, 16), "strides": (2,), "num_res_units": 0})
+            assert net(torch.rand(1, 2, 31, 17)).shape == (1, 2, 31, 17)
 
 
 def test_factory_and_module_backbones():
@@ -95,12 +243,17 @@ def test_factory_and_module_backbones():
     def factory(cin, cout):
         return UNet(3, cin, cout, channels=(8, 16), strides=(2,))
 
-    net = FrequencyDisentangledNet(factory, 1, 2, fusion="late")
-    assert net(torch.rand(1, 1, 16, 16, 16)).shape == (1, 2, 16, 16, 16)
+    for arch in ARCHS:
+        net = FrequencyDisentangledNet(factory, 1, 2, fusion="late", arch=arch)
+        assert net(torch.rand(1, 1, 16, 16, 16)).shape == (1, 2, 16, 16, 16)
     ok = UNet(3, 8, 2, channels=(8, 16), strides=(2,))
-    assert FrequencyDisentangledNet(ok, 1, 2, fusion="early")(torch.rand(1, 1, 8, 8, 8)).shape == (1, 2, 8, 8, 8)
+    paper = FrequencyDisentangledNet(ok, 1, 2, fusion="early", arch="paper")
+    assert paper(torch.rand(1, 1, 8, 8, 8)).shape == (1, 2, 8, 8, 8)
     with pytest.raises(ValueError, match="in_channels=1 does not fit"):
-        FrequencyDisentangledNet(UNet(3, 1, 2, channels=(8, 16), strides=(2,)), 1, 2, fusion="early")
+        FrequencyDisentangledNet(UNet(3, 1, 2, channels=(8, 16), strides=(2,)), 1, 2, fusion="early", arch="paper")
+    plain = UNet(3, 1, 2, channels=(8, 16), strides=(2,))  # v2 wraps the plain backbone itself
+    v2 = FrequencyDisentangledNet(plain, 1, 2, fusion="early", arch="v2")
+    assert v2(torch.rand(1, 1, 8, 8, 8)).shape == (1, 2, 8, 8, 8) and v2.backbone is plain
 
 
 def test_no_padding_gives_clear_divisibility_error():
@@ -113,7 +266,7 @@ def test_no_padding_gives_clear_divisibility_error():
 @pytest.mark.parametrize("kwargs,match", [
     ({"fusion": "middle"}, "fusion"), ({"fuse": "multiply"}, "fuse"), ({"mask": "star"}, "mask"),
     ({"cutoff": 0.0}, "cutoff"), ({"backbone": "NotANet"}, "monai.networks.nets"),
-    ({"learnable_cutoff": True, "centered": False}, "centered"),
+    ({"learnable_cutoff": True, "centered": False}, "centered"), ({"arch": "v3"}, "arch"),
 ])
 def test_bad_options_raise(kwargs, match):
     args = {"backbone": "UNet", "in_channels": 1, "out_channels": 2, **kwargs}
@@ -121,9 +274,10 @@ def test_bad_options_raise(kwargs, match):
         FrequencyDisentangledNet(**args)
 
 
-def test_wrong_input_channels_raise():
+@pytest.mark.parametrize("arch", ARCHS)
+def test_wrong_input_channels_raise(arch):
     with pytest.raises(ValueError, match=r"expected input \(B, 1"):
-        _net("UNet", "late")(torch.rand(1, 2, 16, 16, 16))
+        _net("UNet", "late", arch=arch)(torch.rand(1, 2, 16, 16, 16))
 
 
 @pytest.mark.parametrize("spatial_dims,in_channels", [(2, 1), (3, 1), (3, 2)])
