@@ -19,8 +19,13 @@ from freq_transforms.runner import logging_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
-VERSION = "0.2.1"
+VERSION = "0.3.0"
 CHANGELOG = {
+    "0.3.0": "FD v2 (arch=v2, default except where shipped weights are of the paper layout): early fusion feeds low "
+             "and high into the backbone's own input convs, late fusion adds zero-initialised low-frequency logit "
+             "corrections, both starting as the plain backbone at its cost; arch=paper keeps the released code's "
+             "layers; a checkpoint of another arch/fusion/fuse stops with the override to pass; K-fold "
+             "cross-validation (folds, fold) and splits that keep identical images together",
     "0.2.1": "multi-GPU training: ranks meet at a barrier before the process group is destroyed "
              "(freq_transforms.handlers.leave_process_group)",
     "0.2.0": "validation also after the last epoch and final weights saved when no validation ran (MONAI Label "

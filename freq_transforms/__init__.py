@@ -5,7 +5,7 @@ from .fourier import disentangle, low_pass_mask, soft_low_pass_mask, spectral_fu
 from .networks import FrequencyDisentangledNet, FrequencySplit, build_backbone
 from .transforms import FrequencyDisentangle, FrequencyDisentangled, FrequencyDisentangleD, FrequencyDisentangleDict
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"
 
 __all__ = [
     "disentangle", "low_pass_mask", "soft_low_pass_mask", "spectral_fuse",

@@ -60,21 +60,22 @@ def figure(image: str, out: str = "frequency_split.png", cutoffs: Sequence[float
 
 
 def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_interval: int = 5,
-         fusions: Sequence[str] = ("none", "late"), seed: int = 0, bundle: Optional[str] = None) -> str:
+         fusions: Optional[Sequence[str]] = None, seed: int = 0, bundle: Optional[str] = None) -> str:
     """The main job: phantoms -> train the hippocampus bundle with each fusion -> evaluate -> table + PNG.
 
     Args:
         out: output folder (phantoms, one run folder per fusion mode, results.md, demo.png).
         n_cases: phantom cases (split into train/val/test in the paper's proportions).
         epochs, val_interval: training length (minutes on 2 CPU cores with the defaults).
-        fusions: FD modes to compare, e.g. none,early,late.
+        fusions: FD modes to compare, e.g. none,early,late (default: none and the bundle's default FD mode).
         seed: training seed.
         bundle: bundle folder (default: this checkout's hippocampus bundle).
     """
     from .demo import run_demo
 
     bundle_dir = Path(bundle) if bundle else REPO_BUNDLES / "hippocampus_mri_fd_segmentation"
-    return str(run_demo(Path(out), bundle_dir, n_cases, epochs, val_interval, _as_list(fusions), seed))
+    return str(run_demo(Path(out), bundle_dir, n_cases, epochs, val_interval, _as_list(fusions) if fusions else None,
+                        seed))
 
 
 def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str] = None,

@@ -232,7 +232,9 @@ def summarize(out: Path, task: str) -> Path:
     rows, lines = [], ["| task | n (%) | FD | arch | seeds | val Dice (%) | Dice (%) [95% CI] | HD95 (mm) [95% CI] | "
                        "FD - none, Dice [95% CI] |", "|---|---|---|---|---|---|---|---|---|"]
     order = {"none": 0, "early": 1, "late": 2}
-    for key in sorted(groups, key=lambda k: (math.inf if k[0] is None else k[0], k[2] != "v2", order.get(k[1], 9))):
+    layout_order = {"-": 0, "v2": 1, "paper": 2}
+    for key in sorted(groups, key=lambda k: (math.inf if k[0] is None else k[0], layout_order.get(k[2], 3),
+                                             order.get(k[1], 9))):
         n, fusion, arch = key
         dice = _pooled(groups[key], "dice")
         hd95 = _finite(list(_pooled(groups[key], "hd95").values()))

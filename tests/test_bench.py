@@ -1,6 +1,7 @@
 import torch
 
-from freq_transforms.bench import _split_with_fftn, activation_memory_mb, fft_split_times, train_step_times
+from freq_transforms.bench import (LABELS, _split_with_fftn, activation_memory_mb, fft_split_times, forward_gflops,
+                                   train_step_times)
 from freq_transforms.fourier import disentangle
 
 
@@ -9,22 +10,22 @@ def test_fftn_reference_matches_package_split():
     torch.testing.assert_close(_split_with_fftn(x), disentangle(x)[0], atol=1e-5, rtol=0)
 
 
-def test_activation_memory_counts_the_extra_branches():
-    memory = activation_memory_mb((16, 16, 16), batch=1)
-    assert 0 < memory["none"] < memory["early"] < memory["late"]
+def test_activation_memory_v2_stays_near_the_backbone_and_paper_layout_does_not():
+    memory = activation_memory_mb((32, 32, 32), batch=1)
+    assert set(memory) == set(LABELS)
+    assert memory["none"] <= memory["v2 early"] < 1.10 * memory["none"]
+    assert memory["none"] < memory["v2 late"] < 1.10 * memory["none"]
+    assert memory["paper early"] > 1.2 * memory["none"] and memory["paper late"] > memory["paper early"]
 
 
 def test_timings_are_positive_for_every_mode():
     times = train_step_times((16, 16, 16), repeats=1, batch=1)
-    assert set(times) == {"none", "early", "late"} and all(t > 0 for t in times.values())
-    assert set(fft_split_times((16, 16, 16), repeats=1)) == {"rfftn", "fftn"}
+    assert set(times) == set(LABELS) and all(t > 0 for t in times.values())
+    assert set(fft_split_times((16, 16, 16), repeats=1)) == {"separable", "rfftn", "fftn"}
 
 
-def test_forward_flops_grow_with_branch_width():
-    from freq_transforms.bench import forward_gflops
-
-    flops = forward_gflops((16, 16, 16), features=(8, 2))
-    assert set(flops) == {"none", "early f8", "early f2", "late f8", "late f2"}
+def test_forward_flops_v2_adds_little_and_paper_layout_adds_more():
+    flops = forward_gflops((32, 32, 32))
+    assert set(flops) == set(LABELS)
     for fusion in ("early", "late"):
-        assert flops["none"] < flops[f"{fusion} f8"]
-        assert flops[f"{fusion} f2"] < flops[f"{fusion} f8"]
+        assert flops["none"] < flops[f"v2 {fusion}"] < 1.05 * flops["none"] < flops[f"paper {fusion}"]

@@ -149,32 +149,47 @@ def test_train_infer_evaluate_export(name, phantom_sets, tmp_path):
 
 
 @pytest.mark.parametrize("name", BUNDLES)
-@pytest.mark.parametrize("fusion", ["none", "early", "late"])
-def test_verify_net_in_out_every_fusion(name, fusion):
+@pytest.mark.parametrize("fusion,arch", [("none", "v2"), ("early", "v2"), ("late", "v2"), ("early", "paper"),
+                                         ("late", "paper")])
+def test_verify_net_in_out_every_fusion(name, fusion, arch):
     from monai.bundle import verify_net_in_out
 
     bundle = ROOT / "bundles" / name
     verify_net_in_out(net_id="network_def", meta_file=str(bundle / "configs" / "metadata.json"),
-                      config_file=str(bundle / "configs" / "inference.json"), device="cpu", fusion=fusion,
+                      config_file=str(bundle / "configs" / "inference.json"), device="cpu", fusion=fusion, arch=arch,
                       backbone_kwargs={"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 0})
 
 
 @pytest.mark.parametrize("name", BUNDLES)
-@pytest.mark.parametrize("fusion", ["none", "early"])
-def test_ckpt_export_other_fusions(name, fusion, tmp_path):
+@pytest.mark.parametrize("fusion,arch", [("none", "v2"), ("early", "v2"), ("late", "v2"), ("early", "paper")])
+def test_ckpt_export_other_fusions(name, fusion, arch, tmp_path):
     from monai.bundle import ConfigParser
 
     bundle = ROOT / "bundles" / name
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["fusion"] = fusion
+    parser["fusion"], parser["arch"] = fusion, arch
     net = parser.get_parsed_content("network_def")
     torch.save(net.state_dict(), tmp_path / "model.pt")
     ts = tmp_path / "model.ts"
     _cli(bundle, "ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(tmp_path / "model.pt"),
-         "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json", fusion=fusion)
+         "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json", fusion=fusion, arch=arch)
     x = torch.rand(1, 1, 32, 32, 32)
     torch.testing.assert_close(torch.jit.load(str(ts))(x), net.eval()(x), atol=1e-4, rtol=1e-4)
+
+
+def test_inference_with_a_checkpoint_of_another_layout_names_the_override(tmp_path):
+    """The shipped hippocampus weights are of arch=paper: asking for v2 stops with one line, no traceback hunt."""
+    bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=3, seed=5, progress=False)
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
+           "--input_dir", str(data / "imagesTr"), "--output_dir", str(tmp_path / "out"), "--arch", "v2"]
+    result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    line = ("checkpoint models/model.pt does not fit the configured network: it was trained with arch='paper', "
+            "the config says arch='v2': pass --arch paper")
+    assert f"ERROR - {line}" in result.stdout + result.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 @pytest.mark.slow

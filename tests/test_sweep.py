@@ -15,7 +15,7 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "freq_transforms", "sweep", "--bundle", str(ROOT / "bundles" / "hippocampus_mri_fd_segmentation"),
            "--dataset_dir", str(data), "--out", str(out), "--n_train", "2,3,99", "--fusion", "none,late", "--seeds", "0",
-           "--epochs", "1", "--overrides",
+           "--arch", "v2", "--epochs", "1", "--overrides",
            "{'val_interval': 1, 'spatial_size': [32, 32, 24], 'num_workers': 0, 'split_ratio': [6, 1, 1],"
            " 'backbone_kwargs': {'channels': [8, 16, 32], 'strides': [2, 2], 'num_res_units': 1}}"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -29,8 +29,10 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     summary = (out / "summary.md").read_text()
     row = next(line for line in summary.splitlines() if line.startswith("| hippocampus_mri_fd_segmentation | 2 ("))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1:4] == ["2 (33.3%)", "none", "1"]  # n as a share of the 6-case train part
-    assert 0 <= float(cells[4]) <= 100  # best validation Dice, what settings are chosen by
+    assert cells[1:5] == ["2 (33.3%)", "none", "-", "1"]  # n as a share of the 6-case train part
+    assert 0 <= float(cells[5]) <= 100  # best validation Dice, what settings are chosen by
+    late = json.loads((out / "runs" / "n2_late_s0" / "done.json").read_text())
+    assert late["arch"] == "v2" and late["fold"] is None
     rows = (out / "summary.csv").read_text().splitlines()
     assert len(rows) == 1 + 4
     assert (out / "dice_vs_ntrain.png").stat().st_size > 1000
@@ -57,6 +59,44 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     assert "A - B" in compare_runs(out, out, 2, "late", "none")
     with pytest.raises(ValueError, match="no finished run with n_train=5"):
         compare_runs(out, out, 5, "late", "none")
+
+
+def test_cross_validation_tests_every_case_once_keeps_duplicates_together_and_pools(tmp_path):
+    import shutil
+
+    data = write_phantom_dataset("heart", tmp_path / "data", n=7, seed=2, progress=False)
+    shutil.copy(data / "imagesTr" / "heart_003.nii.gz", data / "imagesTr" / "heart_copy.nii.gz")  # one image, two labels
+    meta = json.loads((data / "dataset.json").read_text())
+    meta["training"].append({"image": "./imagesTr/heart_copy.nii.gz", "label": "./labelsTr/heart_000.nii.gz"})
+    (data / "dataset.json").write_text(json.dumps(meta))
+    out = tmp_path / "cv"
+    cmd = [sys.executable, "-m", "freq_transforms", "sweep", "--bundle", str(ROOT / "bundles" / "heart_mri_fd_segmentation"),
+           "--dataset_dir", str(data), "--out", str(out), "--n_train", "2", "--fusion", "none,early", "--seeds", "0",
+           "--folds", "3", "--epochs", "1", "--overrides",
+           "{'val_interval': 1, 'spatial_size': [32, 32, 24], 'num_workers': 0, 'check_data': False,"
+           " 'backbone_kwargs': {'channels': [8, 16, 32], 'strides': [2, 2], 'num_res_units': 1}}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "failures.json").read_text()) == {}
+    folds = json.loads((out / "folds.json").read_text())
+    assert folds["same_image_groups"] == [["heart_003.nii.gz", "heart_copy.nii.gz"]]
+    tested = [name for cases in folds["test_cases"].values() for name in cases]
+    assert sorted(tested) == sorted(p.name for p in (data / "imagesTr").iterdir())  # every case tested exactly once
+    for fusion in ("none", "early"):
+        scored = []
+        for fold in range(3):
+            run = out / "runs" / f"n2_{fusion}_s0_f{fold}"
+            split = json.loads((run / "eval" / "split.json").read_text())
+            parts = {part: {item["image"].rsplit("/", 1)[-1] for item in split[part]} for part in ("train", "val", "test")}
+            copies = [part for part, names in parts.items() if {"heart_003.nii.gz", "heart_copy.nii.gz"} & names]
+            assert len(copies) <= 1 and not (parts["train"] & parts["test"]) and not (parts["val"] & parts["test"])
+            scored += json.loads((run / "done.json").read_text())["files"]
+        assert len(scored) == 8 and len(set(scored)) == 8
+    row = next(line for line in (out / "summary.md").read_text().splitlines() if "| early |" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "1 x 3 folds" and cells[-1].count("[") == 1  # paired FD - none CI over all 8 pooled cases
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert all(",8," in r for r in rows[1:])  # cases column: 8 pooled cases per row
 
 
 def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path):
