@@ -142,7 +142,7 @@ def _network_def() -> Dict[str, Any]:
 def _common(spec: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "imports": ["$import glob", "$import os", "$import torch", "$import monai", "$import freq_transforms",
-                    "$import freq_transforms.data"],
+                    "$import freq_transforms.data", "$import freq_transforms.handlers"],
         "bundle_root": ".",
         "ckpt_dir": "$@bundle_root + '/models'",
         "output_dir": "$@bundle_root + '/eval'",
@@ -263,15 +263,22 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         "handlers": [
             {"_target_": "StatsHandler", "iteration_log": False},
             {"_target_": "TensorBoardStatsHandler", "log_dir": "@output_dir", "iteration_log": False},
+            "@validation_csv",
             "@best_model_saver",
         ],
         "key_metric": {"val_mean_dice": {"_target_": "MeanDice", "include_background": False,
                                          "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
+        # val_dice_<class> for every foreground class: a class that is never predicted shows at once
+        "class_metrics": "$freq_transforms.handlers.class_dice_metrics(@class_names)",
         "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@validate#dataloader",
                       "network": "@network", "inferer": "@validate#inferer",
                       "postprocessing": "@validate#postprocessing", "key_val_metric": "@validate#key_metric",
+                      "additional_metrics": "@validate#class_metrics",
                       "val_handlers": "@validate#handlers", "amp": "@use_amp"},
     }
+    config["class_names"] = spec["labels"]
+    config["validation_csv"] = {"_target_": "freq_transforms.handlers.ValidationMetricsCSV",
+                                "path": "$@output_dir + '/validation_metrics.csv'"}
     # models/model.pt (best validation Dice) and models/resume.pt (last epoch) are written atomically;
     # the same command after a kill resumes from resume.pt (set resume=false to start afresh)
     config["best_model_saver"] = {"_target_": "freq_transforms.handlers.BestModelSaver", "save_dir": "@ckpt_dir",
@@ -280,7 +287,7 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     config["resume_handler"] = {
         "_target_": "freq_transforms.handlers.ResumeCheckpoint", "path": "$@ckpt_dir + '/resume.pt'",
         "save_dict": {"model": "@network", "optimizer": "@optimizer", "trainer": "@train#trainer",
-                      "best_model": "@best_model_saver"},
+                      "best_model": "@best_model_saver", "validation_csv": "@validation_csv"},
         "map_location": "@device", "enabled": "@resume"}
     config["initialize"] = ["$monai.utils.set_determinism(seed=@seed)", "$@resume_handler.attach(@train#trainer)"]
     config["run"] = ["$@train#trainer.run()"]
@@ -306,7 +313,7 @@ def evaluate_config(spec: Dict[str, Any]) -> Dict[str, Any]:
                          "metric_fn": {"_target_": "freq_transforms.metrics.HausdorffDistanceMM",
                                        "include_background": False, "percentile": 95},
                          "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
-        "validate#evaluator#additional_metrics": "@validate#additional_metrics",
+        "validate#evaluator#additional_metrics": "$dict(@validate#class_metrics, **@validate#additional_metrics)",
         "validate#handlers": [
             {"_target_": "freq_transforms.handlers.CheckpointLoader", "load_path": "$@ckpt_dir + '/model.pt'",
              "network": "@network", "map_location": "@device"},

@@ -7,7 +7,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 from ignite.engine import Engine, Events
@@ -16,7 +16,7 @@ from monai.handlers import ValidationHandler
 from .data import publish
 
 __all__ = ["atomic_torch_save", "is_main_process", "unwrap", "load_weights", "CheckpointLoader", "BestModelSaver",
-           "ResumeCheckpoint",
+           "class_dice_metrics", "ValidationMetricsCSV", "ResumeCheckpoint",
            "PeriodicValidation", "SaveIfNeverValidated", "leave_process_group"]
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,68 @@ class CheckpointLoader:
     def __call__(self, engine: Optional[Engine] = None) -> None:
         load_weights(self.network, self.load_path, self.map_location)
         logger.info(f"loaded {self.load_path}")
+
+
+class _ClassChannel:
+    """``output_transform`` of a per-class metric: channel ``index`` of the one-hot ``pred`` and ``label``."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __call__(self, output: Any) -> Any:
+        from monai.handlers import from_engine
+
+        preds, labels = from_engine(["pred", "label"])(output)
+        keep = slice(self.index, self.index + 1)
+        return [p[keep] for p in preds], [y[keep] for y in labels]
+
+
+def class_dice_metrics(class_names: Sequence[str]) -> Dict[str, Any]:
+    """``val_dice_<name>`` MeanDice handlers, one per foreground class, for an evaluator's ``additional_metrics``:
+    a class the network never predicts shows as 0 at the first validation."""
+    from monai.handlers import MeanDice
+
+    return {f"val_dice_{name.replace(' ', '_')}": MeanDice(include_background=True, output_transform=_ClassChannel(i))
+            for i, name in enumerate(class_names) if i > 0}
+
+
+class ValidationMetricsCSV:
+    """Evaluator handler: after each validation, one row (training epoch and every metric) in ``path``
+    (rewritten atomically) and a warning for each class whose Dice is 0 (never predicted where it is).
+    MONAI's evaluators run with the trainer's epoch as their own, so the rows carry the training epoch.
+
+    Args:
+        path: CSV file, e.g. ``eval/validation_metrics.csv``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.rows: list = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        epoch = int(engine.state.epoch)
+        metrics = {k: float(v) for k, v in engine.state.metrics.items() if isinstance(v, (int, float, torch.Tensor))
+                   and torch.as_tensor(v).numel() == 1}
+        for name, value in metrics.items():
+            if name.startswith("val_dice_") and value == 0.0:
+                logger.warning(f"{name} is 0 at epoch {epoch}: that class is not predicted where it is")
+        if not is_main_process():
+            return
+        self.rows.append({"epoch": epoch, **metrics})
+        columns = ["epoch"] + sorted({k for row in self.rows for k in row} - {"epoch"})
+        lines = [",".join(columns)] + [",".join(str(row.get(c, "")) for c in columns) for row in self.rows]
+        from .data import atomic_write_text
+
+        atomic_write_text(self.path, "\n".join(lines) + "\n")
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"rows": list(self.rows)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.rows = list(state["rows"])
 
 
 class BestModelSaver:

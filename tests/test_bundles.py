@@ -115,6 +115,10 @@ def test_train_infer_evaluate_export(name, phantom_sets, tmp_path):
     assert (root / "models" / "model.pt").is_file()
     split = json.loads((root / "eval" / "split.json").read_text())
     assert split["counts"]["test"] >= 1 and split["counts"]["val"] >= 1
+    labels = json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
+    per_class = [f"val_dice_{n.replace(' ', '_')}" for i, n in sorted(labels["channel_def"].items()) if i != "0"]
+    rows = (root / "eval" / "validation_metrics.csv").read_text().splitlines()
+    assert rows[0].split(",") == ["epoch", *per_class, "val_mean_dice"] and len(rows) == 3  # one row per validation
 
     _cli(bundle, "run", "evaluating", "--config_file", "['configs/train.json','configs/evaluate.json']",
          save_predictions="true", **common)

@@ -86,3 +86,36 @@ def test_leave_process_group_destroys_the_group_and_is_a_no_op_without_one(tmp_p
     assert dist.is_initialized()
     leave_process_group()
     assert not dist.is_initialized()
+
+
+def test_per_class_dice_and_validation_csv_warn_when_a_class_is_never_predicted(tmp_path, caplog):
+    import logging
+
+    from ignite.engine import Engine
+
+    from freq_transforms.handlers import ValidationMetricsCSV, class_dice_metrics
+
+    label = torch.zeros(1, 3, 4, 4, 4)
+    label[:, 0] = 1
+    label[:, 0, :2], label[:, 1, :2] = 0, 1  # class 1 in the first half
+    label[:, 0, 3], label[:, 2, 3] = 0, 1    # class 2 in the last slab
+    pred = label.clone()
+    pred[:, 2], pred[:, 0, 3] = 0, 1          # class 2 never predicted
+
+    evaluator = Engine(lambda engine, batch: {"pred": [pred[0]], "label": [label[0]]})
+    metrics = class_dice_metrics(["background", "anterior", "posterior"])
+    assert sorted(metrics) == ["val_dice_anterior", "val_dice_posterior"]
+    for name, metric in metrics.items():
+        metric.attach(evaluator, name)
+    csv = ValidationMetricsCSV(str(tmp_path / "validation_metrics.csv"))
+    csv.attach(evaluator)
+    with caplog.at_level(logging.WARNING):
+        evaluator.run([0], max_epochs=1)
+    assert evaluator.state.metrics["val_dice_anterior"] == pytest.approx(1.0)
+    assert evaluator.state.metrics["val_dice_posterior"] == 0.0
+    assert "val_dice_posterior is 0 at epoch 1" in caplog.text
+    rows = (tmp_path / "validation_metrics.csv").read_text().splitlines()
+    assert rows[0] == "epoch,val_dice_anterior,val_dice_posterior" and rows[1].startswith("1,1.0,0.0")
+    resumed = ValidationMetricsCSV(str(tmp_path / "validation_metrics.csv"))
+    resumed.load_state_dict(csv.state_dict())  # a resumed run keeps the rows written before the kill
+    assert resumed.rows == csv.rows
