@@ -203,10 +203,11 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         "check_data": True,
         "folds": None,
         "fold": 0,
+        "split_file": "split.json",
         "split": "$freq_transforms.data.bundle_split(dataset_dir=@dataset_dir, split_ratio=@split_ratio, "
                  "split_seed=@split_seed, seed=@seed, n_train=@n_train, output_dir=@output_dir, "
                  "num_classes=@num_classes, in_channels=@in_channels, nan_policy=@nan_policy, check=@check_data, "
-                 "folds=@folds, fold=@fold)",
+                 "folds=@folds, fold=@fold, split_file=@split_file)",
         "loss": {"_target_": "DiceCELoss", "include_background": False, "to_onehot_y": True, "softmax": True,
                  "batch": True, "smooth_nr": 1e-5, "smooth_dr": 1e-5},
         "optimizer": {"_target_": "torch.optim.Adam", "params": "$@network.parameters()", "lr": "@learning_rate"},
@@ -299,6 +300,7 @@ def evaluate_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Override of train.json: score models/model.pt on the fixed test split (or test_dataset_dir)."""
     return {
         "test_dataset_dir": None,
+        "split_file": "evaluate_split.json",  # the training run's eval/split.json stays as it was
         "validate#dataset#data": "$@split['test'] if @test_dataset_dir is None else "
                                  "freq_transforms.data.checked_datalist(@test_dataset_dir, @num_classes, @in_channels, @nan_policy)",
         "validate#dataset#cache_rate": 0,
@@ -309,17 +311,21 @@ def evaluate_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         "save_predictions": False,
         "validate#additional_metrics": {
             # in mm: MONAI's HausdorffDistance handler passes no spacing (voxels); this metric reads each label's affine
-            "val_hd95": {"_target_": "IgniteMetricHandler", "save_details": True,
+            "test_hd95": {"_target_": "IgniteMetricHandler", "save_details": True,
                          "metric_fn": {"_target_": "freq_transforms.metrics.HausdorffDistanceMM",
                                        "include_background": False, "percentile": 95},
                          "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
+        # the scores are of the test split (or test_dataset_dir): named test_*, not val_*
+        "validate#key_metric": {"test_mean_dice": {"_target_": "MeanDice", "include_background": False,
+                                                   "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
+        "validate#class_metrics": "$freq_transforms.handlers.class_dice_metrics(@class_names, prefix='test')",
         "validate#evaluator#additional_metrics": "$dict(@validate#class_metrics, **@validate#additional_metrics)",
         "validate#handlers": [
             {"_target_": "freq_transforms.handlers.CheckpointLoader", "load_path": "$@ckpt_dir + '/model.pt'",
              "network": "@network", "map_location": "@device"},
             {"_target_": "StatsHandler", "iteration_log": False},
-            {"_target_": "MetricsSaver", "save_dir": "@metrics_staging_dir", "metrics": ["val_mean_dice", "val_hd95"],
-             "metric_details": ["val_mean_dice", "val_hd95"],
+            {"_target_": "MetricsSaver", "save_dir": "@metrics_staging_dir", "metrics": ["test_mean_dice", "test_hd95"],
+             "metric_details": ["test_mean_dice", "test_hd95"],
              "batch_transform": "$lambda batch: [item['image'].meta for item in batch]", "summary_ops": "*"},
         ],
         "initialize": ["$monai.utils.set_determinism(seed=@seed)"],
@@ -334,7 +340,7 @@ def inference_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     config = _common(spec)
     config.update({
         "input_dir": "$@dataset_dir + '/imagesTs'",
-        "datalist": "$freq_transforms.data.image_list(@input_dir)",
+        "datalist": "$freq_transforms.data.bundle_image_list(@input_dir)",
         "output_ext": ".nii.gz",
         "output_dtype": "$numpy.uint8",
         "output_postfix": "seg",
@@ -387,7 +393,8 @@ def multi_gpu_config() -> Dict[str, Any]:
         "split": "$freq_transforms.data.bundle_split(dataset_dir=@dataset_dir, split_ratio=@split_ratio, "
                  "split_seed=@split_seed, seed=@seed, n_train=@n_train, "
                  "output_dir=@output_dir if dist.get_rank() == 0 else None, num_classes=@num_classes, "
-                 "in_channels=@in_channels, nan_policy=@nan_policy, check=@check_data, folds=@folds, fold=@fold)",
+                 "in_channels=@in_channels, nan_policy=@nan_policy, check=@check_data, folds=@folds, fold=@fold, "
+                 "split_file=@split_file)",
         "initialize": [
             "$import torch.distributed as dist",
             "$dist.is_initialized() or dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')",

@@ -18,7 +18,7 @@ from tqdm import tqdm
 logger = logging.getLogger(__name__)
 
 __all__ = ["DataError", "load_msd_datalist", "image_fingerprint", "participant_groups", "split_datalist",
-           "fold_assignment", "make_split", "bundle_split", "image_list", "atomic_write_text",
+           "fold_assignment", "make_split", "bundle_split", "image_list", "bundle_image_list", "atomic_write_text",
            "publish",
            "NAN_POLICIES", "check_case", "check_datalist", "checked_datalist", "move_files"]
 
@@ -287,8 +287,10 @@ def checked_datalist(dataset_dir: str, num_classes: Optional[int] = None, in_cha
 def make_split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0,
                seed: int = 0, n_train: Optional[int] = None, output_dir: Optional[str] = None,
                num_classes: Optional[int] = None, in_channels: int = 1, nan_policy: str = "error",
-               check: bool = True, folds: Optional[int] = None, fold: int = 0) -> Dict[str, List[Item]]:
-    """The split a bundle trains and evaluates on, written to ``output_dir/split.json`` for audit.
+               check: bool = True, folds: Optional[int] = None, fold: int = 0,
+               split_file: str = "split.json") -> Dict[str, List[Item]]:
+    """The split a bundle trains and evaluates on, written to ``output_dir/<split_file>`` for audit
+    (evaluation writes its own file, so the training run's record stays).
 
     Cases with identical images are found by content hash and kept in one part (:func:`participant_groups`);
     ``folds``/``fold`` select one fold of a cross-validation (:func:`split_datalist`). With ``check`` every
@@ -305,7 +307,7 @@ def make_split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), s
                   "split_seed": split_seed, "seed": seed, "n_train": n_train, "folds": folds,
                   "fold": fold if folds else None, "same_image_groups": duplicates,
                   "counts": {k: len(v) for k, v in split.items()}, **split}
-        atomic_write_text(Path(output_dir) / "split.json", json.dumps(record, indent=2))
+        atomic_write_text(Path(output_dir) / split_file, json.dumps(record, indent=2))
     return split
 
 
@@ -334,6 +336,16 @@ def image_list(path: str | os.PathLike) -> List[str]:
     if not files:
         raise DataError(f"input_dir {target} holds no .nii or .nii.gz images")
     return files
+
+
+def bundle_image_list(path: str | os.PathLike) -> List[str]:
+    """:func:`image_list` for bundle configs: a bad ``input_dir`` is also logged as one ``ERROR`` line, so it
+    stands out above monai.bundle's traceback."""
+    try:
+        return image_list(path)
+    except DataError as err:
+        logger.error(f"input check failed: {err}")
+        raise
 
 
 def move_files(src_dir: str | os.PathLike, dst_dir: str | os.PathLike) -> List[str]:

@@ -114,12 +114,12 @@ class _ClassChannel:
         return [p[keep] for p in preds], [y[keep] for y in labels]
 
 
-def class_dice_metrics(class_names: Sequence[str]) -> Dict[str, Any]:
-    """``val_dice_<name>`` MeanDice handlers, one per foreground class, for an evaluator's ``additional_metrics``:
-    a class the network never predicts shows as 0 at the first validation."""
+def class_dice_metrics(class_names: Sequence[str], prefix: str = "val") -> Dict[str, Any]:
+    """``<prefix>_dice_<name>`` MeanDice handlers, one per foreground class, for an evaluator's
+    ``additional_metrics``: a class the network never predicts shows as 0 at the first validation."""
     from monai.handlers import MeanDice
 
-    return {f"val_dice_{name.replace(' ', '_')}": MeanDice(include_background=True, output_transform=_ClassChannel(i))
+    return {f"{prefix}_dice_{name.replace(' ', '_')}": MeanDice(include_background=True, output_transform=_ClassChannel(i))
             for i, name in enumerate(class_names) if i > 0}
 
 

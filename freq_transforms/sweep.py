@@ -48,8 +48,8 @@ def train_and_evaluate(bundle: Path, run_dir: Path, common: Dict[str, Any], n: O
         run_bundle(bundle, ["train"], logging_file=logging_file, epochs=epochs, **overrides)
         atomic_write_text(run_dir / "trained.json", json.dumps({"epochs": epochs}))
     run_bundle(bundle, ["train", "evaluate"], logging_file=logging_file, test_dataset_dir=test_dir, **overrides)
-    dice = read_metric_csv(run_dir / "eval" / "val_mean_dice_raw.csv")
-    hd95 = read_metric_csv(run_dir / "eval" / "val_hd95_raw.csv")
+    dice = read_metric_csv(run_dir / "eval" / "test_mean_dice_raw.csv")
+    hd95 = read_metric_csv(run_dir / "eval" / "test_hd95_raw.csv")
     return {"n_train": n, "fusion": fusion, "arch": _config_value(bundle, "arch", common), "seed": seed,
             "fold": common.get("fold") if common.get("folds") else None,
             "epochs": epochs, "val_dice": _best_validation_dice(run_dir),

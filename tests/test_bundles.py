@@ -122,15 +122,17 @@ def test_train_infer_evaluate_export(name, phantom_sets, tmp_path):
 
     _cli(bundle, "run", "evaluating", "--config_file", "['configs/train.json','configs/evaluate.json']",
          save_predictions="true", **common)
-    raw = (root / "eval" / "val_mean_dice_raw.csv").read_text().splitlines()
+    assert json.loads((root / "eval" / "split.json").read_text()) == split  # evaluation keeps the training record
+    assert json.loads((root / "eval" / "evaluate_split.json").read_text())["test"] == split["test"]
+    raw = (root / "eval" / "test_mean_dice_raw.csv").read_text().splitlines()
     assert len(raw) == 1 + split["counts"]["test"]
-    assert (root / "eval" / "val_hd95_raw.csv").is_file()
+    assert (root / "eval" / "test_hd95_raw.csv").is_file()
     assert not (root / "eval" / ".metrics_staging").exists()
     if name.startswith("hippo"):  # an external MSD-layout test set instead of the test split
         external = write_phantom_dataset("hippocampus", tmp_path / "external", n=3, seed=11, progress=False)
         _cli(bundle, "run", "--config_file", "['configs/train.json','configs/evaluate.json']",
              test_dataset_dir=external, **common)
-        rows = (root / "eval" / "val_mean_dice_raw.csv").read_text().splitlines()[1:]
+        rows = (root / "eval" / "test_mean_dice_raw.csv").read_text().splitlines()[1:]
         assert len(rows) == 3 and all(str(external) in row for row in rows)
 
     test_image = Path(split["test"][0]["image"])

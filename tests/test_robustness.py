@@ -149,6 +149,19 @@ def test_4d_image_names_the_option(dataset):
         check_case(str(image), str(_case(dataset)), 3)
 
 
+def test_inference_on_a_missing_input_dir_logs_one_line_first(tmp_path):
+    missing = tmp_path / "nowhere"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
+           "--input_dir", str(missing), "--output_dir", str(tmp_path / "out")]
+    result = subprocess.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    lines = (result.stdout + result.stderr).splitlines()
+    first_error = next(i for i, line in enumerate(lines) if "ERROR" in line or "Traceback" in line)
+    assert lines[first_error].endswith(f"ERROR - input check failed: input_dir {missing} does not exist "
+                                       "(give a folder of .nii.gz images or one file)")
+    assert not (tmp_path / "out").exists()
+
+
 def test_bundle_run_on_bad_data_fails_before_writing_anything(dataset, tmp_path):
     label = _case(dataset, index=3)
     data = np.asarray(nib.load(str(label)).dataobj).copy()
