@@ -290,7 +290,9 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         "save_dict": {"model": "@network", "optimizer": "@optimizer", "trainer": "@train#trainer",
                       "best_model": "@best_model_saver", "validation_csv": "@validation_csv"},
         "map_location": "@device", "enabled": "@resume"}
-    config["initialize"] = ["$monai.utils.set_determinism(seed=@seed)", "$@resume_handler.attach(@train#trainer)"]
+    config["initialize"] = ["$monai.utils.set_determinism(seed=@seed)",
+                            "$freq_transforms.handlers.set_aside_previous_weights(@ckpt_dir, @resume)",
+                            "$@resume_handler.attach(@train#trainer)"]
     config["run"] = ["$@train#trainer.run()"]
     config["training"] = "%run"
     return config
@@ -400,6 +402,7 @@ def multi_gpu_config() -> Dict[str, Any]:
             "$dist.is_initialized() or dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')",
             "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
             "$monai.utils.set_determinism(seed=@seed)",
+            "$freq_transforms.handlers.set_aside_previous_weights(@ckpt_dir, @resume)",
             "$@resume_handler.attach(@train#trainer)",
             "$import logging",
             "$@train#trainer.logger.setLevel(logging.WARNING if dist.get_rank() > 0 else logging.INFO)",
@@ -602,7 +605,7 @@ monailabel start_server --app apps/monaibundle --studies <folder of .nii.gz imag
 | `check_data` | `true` | read every case once before training and stop with one message naming a bad file |
 | `nan_policy` | `error` | `zero` replaces NaN/Inf voxels by 0 instead of stopping |
 | `in_channels` | `1` | image channels (a 4-D file with N volumes needs `in_channels` N) |
-| `resume` | `true` | the same command after a crash continues from `models/resume.pt` |
+| `resume` | `true` | the same command after a crash continues from `models/resume.pt`; a fresh run first moves an existing `models/model.pt` (and `model.ts`) to `models/previous/<time>/` and logs where |
 | `spatial_size` | `{spec['spatial_size']}` | fixed network input size |
 
 Why `fuse=concat` by default: with late fusion the paper code's spectral operation hands the whole low

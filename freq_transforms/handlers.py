@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
@@ -16,7 +17,7 @@ from monai.handlers import ValidationHandler
 from .data import publish
 
 __all__ = ["atomic_torch_save", "is_main_process", "unwrap", "load_weights", "CheckpointLoader", "BestModelSaver",
-           "class_dice_metrics", "ValidationMetricsCSV", "ResumeCheckpoint",
+           "class_dice_metrics", "ValidationMetricsCSV", "set_aside_previous_weights", "ResumeCheckpoint",
            "PeriodicValidation", "SaveIfNeverValidated", "leave_process_group"]
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,30 @@ class CheckpointLoader:
     def __call__(self, engine: Optional[Engine] = None) -> None:
         load_weights(self.network, self.load_path, self.map_location)
         logger.info(f"loaded {self.load_path}")
+
+
+def set_aside_previous_weights(ckpt_dir: str, resume: bool = True) -> Optional[Path]:
+    """Before a training run starts afresh, move ``model.pt`` and ``model.ts`` of ``ckpt_dir`` into
+    ``ckpt_dir/previous/<time>/`` and log one line saying where: shipped or earlier weights are never
+    overwritten without a word, and no exported ``model.ts`` is left beside weights it does not match.
+
+    Nothing moves when the run resumes (``resume`` and ``resume.pt`` present: ``model.pt`` is this run's)
+    or on ranks other than 0. Returns the folder the files went to, or ``None``.
+    """
+    ckpt = Path(ckpt_dir)
+    if not is_main_process() or (resume and (ckpt / "resume.pt").is_file()):
+        return None
+    found = [ckpt / name for name in ("model.pt", "model.ts") if (ckpt / name).is_file()]
+    if not found:
+        return None
+    dest = ckpt / "previous" / time.strftime("%Y%m%d-%H%M%S")
+    while dest.exists():  # two runs in the same second
+        dest = dest.with_name(dest.name + "-1")
+    dest.mkdir(parents=True)
+    for path in found:
+        os.replace(path, dest / path.name)
+    logger.warning(f"training starts afresh: the previous {' and '.join(p.name for p in found)} moved to {dest}")
+    return dest
 
 
 class _ClassChannel:

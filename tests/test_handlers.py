@@ -119,3 +119,25 @@ def test_per_class_dice_and_validation_csv_warn_when_a_class_is_never_predicted(
     resumed = ValidationMetricsCSV(str(tmp_path / "validation_metrics.csv"))
     resumed.load_state_dict(csv.state_dict())  # a resumed run keeps the rows written before the kill
     assert resumed.rows == csv.rows
+
+
+def test_fresh_training_sets_earlier_weights_aside_and_resume_keeps_them(tmp_path, caplog):
+    import logging
+
+    from freq_transforms.handlers import set_aside_previous_weights
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "model.pt").write_bytes(b"shipped")
+    (models / "model.ts").write_bytes(b"exported")
+    (models / "resume.pt").write_bytes(b"mid-run")
+    assert set_aside_previous_weights(str(models), resume=True) is None  # resuming: model.pt is this run's
+    assert (models / "model.pt").read_bytes() == b"shipped"
+    (models / "resume.pt").unlink()
+    with caplog.at_level(logging.WARNING):
+        moved = set_aside_previous_weights(str(models), resume=True)
+    assert moved is not None and moved.parent == models / "previous"
+    assert (moved / "model.pt").read_bytes() == b"shipped" and (moved / "model.ts").read_bytes() == b"exported"
+    assert not (models / "model.pt").exists() and not (models / "model.ts").exists()  # no stale export left
+    assert f"the previous model.pt and model.ts moved to {moved}" in caplog.text
+    assert set_aside_previous_weights(str(models)) is None  # nothing left to move
