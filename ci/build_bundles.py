@@ -285,10 +285,14 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     config["best_model_saver"] = {"_target_": "freq_transforms.handlers.BestModelSaver", "save_dir": "@ckpt_dir",
                                   "network": "@network", "filename": "model.pt"}
     config["resume"] = True
+    # RNG states in the resume file: a killed and resumed run ends with the same weights as an uninterrupted one
+    config["random_states"] = {"_target_": "freq_transforms.handlers.RandomStates",
+                               "transforms": "@train#preprocessing"}
     config["resume_handler"] = {
         "_target_": "freq_transforms.handlers.ResumeCheckpoint", "path": "$@ckpt_dir + '/resume.pt'",
         "save_dict": {"model": "@network", "optimizer": "@optimizer", "trainer": "@train#trainer",
-                      "best_model": "@best_model_saver", "validation_csv": "@validation_csv"},
+                      "best_model": "@best_model_saver", "validation_csv": "@validation_csv",
+                      "random_states": "@random_states"},
         "map_location": "@device", "enabled": "@resume"}
     config["initialize"] = ["$monai.utils.set_determinism(seed=@seed)",
                             "$freq_transforms.handlers.set_aside_previous_weights(@ckpt_dir, @resume)",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import random
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from monai.handlers import ValidationHandler
@@ -17,7 +19,8 @@ from monai.handlers import ValidationHandler
 from .data import publish
 
 __all__ = ["atomic_torch_save", "is_main_process", "unwrap", "load_weights", "CheckpointLoader", "BestModelSaver",
-           "class_dice_metrics", "ValidationMetricsCSV", "set_aside_previous_weights", "ResumeCheckpoint",
+           "class_dice_metrics", "ValidationMetricsCSV", "set_aside_previous_weights", "RandomStates",
+           "ResumeCheckpoint",
            "PeriodicValidation", "SaveIfNeverValidated", "leave_process_group"]
 
 logger = logging.getLogger(__name__)
@@ -236,6 +239,73 @@ class BestModelSaver:
 
     def load_state_dict(self, state: Mapping[str, float]) -> None:
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+
+
+def _plain(value: Any) -> Any:
+    """NumPy arrays and tuples as lists, so the state loads with ``torch.load(weights_only=True)``."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _numpy_state(state: Sequence[Any]) -> tuple:
+    name, keys, pos, has_gauss, cached = state
+    return name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)
+
+
+class RandomStates:
+    """The random number generators a training run draws from, as one ``state_dict``: Python's, NumPy's and
+    torch's global ones (CPU and CUDA; the data loader's shuffle and its workers' seeds come from torch's)
+    and each random transform's own (MONAI ``Randomizable.R``). In a resume checkpoint they make a killed
+    and resumed run end with the same weights as an uninterrupted one.
+
+    Args:
+        transforms: the training transforms (a ``Compose``, nested ones included), or ``None``.
+    """
+
+    def __init__(self, transforms: Any = None) -> None:
+        self.transforms: list = []
+        self._collect(transforms, set())
+
+    def _collect(self, obj: Any, seen: set) -> None:
+        """Every ``Randomizable`` in ``obj``, nested ones too (``RandAffined`` keeps two more inside), found
+        the way MONAI's ``set_rnd`` walks a transform."""
+        from monai.transforms import Randomizable, Transform
+
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple)):
+            for item in obj:
+                self._collect(item, seen)
+            return
+        if isinstance(obj, Randomizable):
+            self.transforms.append(obj)
+        if isinstance(obj, (Transform, Randomizable)):
+            for value in vars(obj).values():
+                if isinstance(value, (Transform, Randomizable, list, tuple)):
+                    self._collect(value, seen)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"python": _plain(random.getstate()), "numpy": _plain(np.random.get_state()),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "transforms": [_plain(t.R.get_state()) for t in self.transforms]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        np.random.set_state(_numpy_state(state["numpy"]))
+        torch.set_rng_state(state["torch"].cpu())
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        if len(state["transforms"]) != len(self.transforms):
+            raise ValueError(f"resume state has {len(state['transforms'])} random transforms, the config "
+                             f"{len(self.transforms)} (augment changed?); delete the resume file to start afresh")
+        for transform, saved in zip(self.transforms, state["transforms"]):
+            transform.R.set_state(_numpy_state(saved))
 
 
 class ResumeCheckpoint:

@@ -200,7 +200,7 @@ def test_atomic_save_keeps_old_file_on_failure(tmp_path):
 def _train_cmd(dataset: Path, root: Path, epochs: int, seed: int = 0) -> list:
     return [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.json",
             "--dataset_dir", str(dataset), "--bundle_root", str(root), "--epochs", str(epochs),
-            "--val_interval", "1", "--seed", str(seed), *SMALL]
+            "--val_interval", "1", "--seed", str(seed), "--augment", "true", *SMALL]
 
 
 def _epoch(path: Path) -> int:
@@ -230,6 +230,15 @@ def test_sigkill_then_same_command_resumes(clean_set, tmp_path):
     assert f"resumed from {resume} at epoch {epoch_at_kill} of 12" in log
     assert f"Epoch: {epoch_at_kill + 1}/12" in log and "Epoch: 1/12" not in log
     assert _epoch(root / "models" / "resume.pt.done") == 12
+    # bit-exact: the same weights as a run never interrupted (RNG states travel in the resume file)
+    straight = tmp_path / "straight"
+    result = subprocess.run(_train_cmd(clean_set, straight, epochs=12), cwd=HIPPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed_weights = torch.load(root / "models" / "resume.pt.done", weights_only=True)["model"]
+    straight_weights = torch.load(straight / "models" / "resume.pt.done", weights_only=True)["model"]
+    for key, value in straight_weights.items():
+        torch.testing.assert_close(resumed_weights[key], value, rtol=0, atol=0)
 
 
 def test_same_seed_same_split_and_weights(clean_set, tmp_path):
