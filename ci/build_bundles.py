@@ -282,8 +282,10 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
                                 "path": "$@output_dir + '/validation_metrics.csv'"}
     # models/model.pt (best validation Dice) and models/resume.pt (last epoch) are written atomically;
     # the same command after a kill resumes from resume.pt (set resume=false to start afresh)
+    # model.pt records the settings that built the network, so inference can name an override that does not fit
     config["best_model_saver"] = {"_target_": "freq_transforms.handlers.BestModelSaver", "save_dir": "@ckpt_dir",
-                                  "network": "@network", "filename": "model.pt"}
+                                  "network": "@network", "filename": "model.pt",
+                                  "record": {"spatial_size": "@spatial_size", "bundle_version": "%_meta_#version"}}
     config["resume"] = True
     # RNG states in the resume file: a killed and resumed run ends with the same weights as an uninterrupted one
     config["random_states"] = {"_target_": "freq_transforms.handlers.RandomStates",
@@ -328,7 +330,7 @@ def evaluate_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         "validate#evaluator#additional_metrics": "$dict(@validate#class_metrics, **@validate#additional_metrics)",
         "validate#handlers": [
             {"_target_": "freq_transforms.handlers.CheckpointLoader", "load_path": "$@ckpt_dir + '/model.pt'",
-             "network": "@network", "map_location": "@device"},
+             "network": "@network", "map_location": "@device", "spatial_size": "@spatial_size"},
             {"_target_": "StatsHandler", "iteration_log": False},
             {"_target_": "MetricsSaver", "save_dir": "@metrics_staging_dir", "metrics": ["test_mean_dice", "test_hd95"],
              "metric_details": ["test_mean_dice", "test_hd95"],
@@ -372,7 +374,7 @@ def inference_config(spec: Dict[str, Any]) -> Dict[str, Any]:
                       "val_handlers": "@handlers", "amp": "@use_amp"},
         "checkpointloader": {"_target_": "freq_transforms.handlers.CheckpointLoader",
                              "load_path": "$@bundle_root + '/models/model.pt'", "network": "@network",
-                             "map_location": "@device"},
+                             "map_location": "@device", "spatial_size": "@spatial_size"},
         "initialize": ["$monai.utils.set_determinism(seed=0)", "$@checkpointloader(@evaluator)"],
         "run": ["$@evaluator.run()"],
         "inference": "%run",
@@ -623,6 +625,22 @@ Training follows the paper: Adam lr 1e-3, Dice-based loss (DiceCE, background ex
 min-max normalisation, resize to a fixed size. Two deliberate differences from the released code: labels
 are resized nearest-neighbour (the code interpolated them), and model selection uses a held-out validation
 split (the code validated on the training loader).
+
+## Weights carry their settings
+
+`models/model.pt` is a plain state dict (MONAI Label and `load_state_dict` read it as usual) that also records
+the settings that built its network (`fusion`, `arch`, `cutoff`, `features`, `backbone_kwargs`, ...), the
+`spatial_size` it was trained at and the bundle version. Inference and evaluation with settings that do not
+fit stop before any output with one line, for example:
+
+```
+ERROR - checkpoint models/model.pt does not fit the configured network: it was trained with fusion='late', the config says fusion='early': pass --fusion late
+```
+
+Files without the record (weights of bundle versions before 0.3.0) are matched by their layer shapes
+(`arch`, `fusion`, `fuse`). A fresh training run moves an existing `models/model.pt` (and a `model.ts`
+exported from it) to `models/previous/<time>/` and logs where. `ckpt_export` is MONAI's and does not check:
+give it the same overrides as inference.
 
 ## Expected results
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import random
@@ -18,7 +19,8 @@ from monai.handlers import ValidationHandler
 
 from .data import publish
 
-__all__ = ["atomic_torch_save", "is_main_process", "unwrap", "load_weights", "CheckpointLoader", "BestModelSaver",
+__all__ = ["atomic_torch_save", "is_main_process", "unwrap", "RECORD_KEY", "recorded_settings", "weights_with_record",
+           "load_weights", "CheckpointLoader", "BestModelSaver",
            "class_dice_metrics", "ValidationMetricsCSV", "set_aside_previous_weights", "RandomStates",
            "ResumeCheckpoint",
            "PeriodicValidation", "SaveIfNeverValidated", "leave_process_group"]
@@ -66,9 +68,65 @@ def unwrap(network: torch.nn.Module) -> torch.nn.Module:
                                                   torch.nn.DataParallel)) else network
 
 
-def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu") -> None:
+RECORD_KEY = "freq_transforms"
+# settings that fix which network a checkpoint belongs to (spatial_size and the bundle version are kept too,
+# for information: a network runs at any size)
+NETWORK_KEYS = ("backbone", "backbone_kwargs", "in_channels", "out_channels", "fusion", "arch", "cutoff", "mask",
+                "features", "fuse", "learnable_cutoff", "spatial_dims", "centered", "axes")
+
+
+def _json_like(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
+
+
+def weights_with_record(network: torch.nn.Module, **extra: Any) -> Dict[str, Any]:
+    """``network``'s ``state_dict`` with the settings that built it (``network.config``, plus ``extra`` such as
+    ``spatial_size``) recorded in the state dict's own metadata. The file stays a plain state dict: MONAI's
+    loaders, MONAI Label and ``load_state_dict`` read it as before and ignore the record."""
+    target = unwrap(network)
+    state = target.state_dict()
+    config = getattr(target, "config", None)
+    if isinstance(config, dict):
+        state._metadata.setdefault("", {})[RECORD_KEY] = _json_like({**config, **extra})
+    return state
+
+
+def recorded_settings(state: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The settings :func:`weights_with_record` kept in a loaded state dict (``None`` for older files)."""
+    metadata = getattr(state, "_metadata", None) or {}
+    record = metadata.get("", {}).get(RECORD_KEY)
+    return dict(record) if isinstance(record, dict) else None
+
+
+def _flag_value(value: Any) -> str:
+    """A value as ``python -m monai.bundle run --key VALUE`` takes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict)):
+        return f'"{json.dumps(value)}"'
+    return repr(value)
+
+
+def _settings_mismatch(network: torch.nn.Module, record: Dict[str, Any]) -> Optional[str]:
+    config = getattr(network, "config", None)
+    if not isinstance(config, dict):
+        return None
+    current = _json_like({k: config.get(k) for k in NETWORK_KEYS})
+    differ = [k for k in NETWORK_KEYS if k in record and record[k] != current[k]]
+    if not differ:
+        return None
+    said = ", ".join(f"{k}={record[k]!r}" for k in differ)
+    now = ", ".join(f"{k}={current[k]!r}" for k in differ)
+    flags = " ".join(f"--{'num_classes' if k == 'out_channels' else k} {_flag_value(record[k])}" for k in differ)
+    return f"it was trained with {said}, the config says {now}: pass {flags}"
+
+
+def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu",
+                 spatial_size: Optional[Sequence[int]] = None) -> Optional[Dict[str, Any]]:
     """Load a ``state_dict`` file into ``network`` (DDP unwrapped), or stop with one line naming the file and
-    the config keys to change when it was trained with another ``arch`` / ``fusion`` / ``fuse``."""
+    the overrides to pass when it was trained with other settings: read from the settings the file records
+    (:func:`weights_with_record`), or for older files inferred from its layer shapes (``arch`` / ``fusion`` /
+    ``fuse``). A different ``spatial_size`` than the one trained at is logged as a warning. Returns the record."""
     from .networks import checkpoint_mismatch
 
     path = Path(path)
@@ -78,12 +136,19 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     target = unwrap(network)
-    problem = checkpoint_mismatch(target, state)
+    record = recorded_settings(state)
+    problem = _settings_mismatch(target, record) if record else None
+    problem = problem or checkpoint_mismatch(target, state)
     if problem is not None:
         message = f"checkpoint {path} does not fit the configured network: {problem}"
         logger.error(message)
         raise ValueError(message)
     target.load_state_dict(state)
+    trained_at = (record or {}).get("spatial_size")
+    if trained_at and spatial_size is not None and list(trained_at) != list(spatial_size):
+        logger.warning(f"checkpoint {path} was trained at spatial_size {list(trained_at)}, the config says "
+                       f"{list(spatial_size)}: pass --spatial_size \"{list(trained_at)}\" to match it")
+    return record
 
 
 class CheckpointLoader:
@@ -93,15 +158,18 @@ class CheckpointLoader:
     starts). A checkpoint trained with another ``arch``/``fusion``/``fuse`` stops with the override to pass.
     """
 
-    def __init__(self, load_path: str, network: torch.nn.Module, map_location: Any = "cpu") -> None:
+    def __init__(self, load_path: str, network: torch.nn.Module, map_location: Any = "cpu",
+                 spatial_size: Optional[Sequence[int]] = None) -> None:
         self.load_path, self.network, self.map_location = load_path, network, map_location
+        self.spatial_size = spatial_size
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self)
 
     def __call__(self, engine: Optional[Engine] = None) -> None:
-        load_weights(self.network, self.load_path, self.map_location)
-        logger.info(f"loaded {self.load_path}")
+        record = load_weights(self.network, self.load_path, self.map_location, self.spatial_size)
+        logger.info(f"loaded {self.load_path}" + (f" (trained with bundle {record['bundle_version']})"
+                                                  if record and record.get("bundle_version") else ""))
 
 
 def set_aside_previous_weights(ckpt_dir: str, resume: bool = True) -> Optional[Path]:
@@ -201,12 +269,15 @@ class BestModelSaver:
         network: the trained network (DDP is unwrapped).
         metric_name: the evaluator metric to maximise (default: its key metric).
         filename: model file name (``model.pt``, what inference.json loads).
+        record: settings to keep in the file beside the network's own (e.g. ``spatial_size``, bundle version);
+            see :func:`weights_with_record`.
     """
 
     def __init__(self, save_dir: str, network: torch.nn.Module, metric_name: Optional[str] = None,
-                 filename: str = "model.pt") -> None:
+                 filename: str = "model.pt", record: Optional[Mapping[str, Any]] = None) -> None:
         self.path = Path(save_dir) / filename
         self.network = network
+        self.record = dict(record or {})
         self.metric_name = metric_name
         self.best = float("-inf")
         self.best_epoch = -1
@@ -227,7 +298,7 @@ class BestModelSaver:
     def save(self, why: str) -> None:
         """Write the network's weights to ``path`` now (main process only)."""
         if is_main_process():
-            atomic_torch_save(unwrap(self.network).state_dict(), self.path)
+            atomic_torch_save(weights_with_record(self.network, **self.record), self.path)
             logger.info(f"saved {self.path} ({why})")
 
     @staticmethod

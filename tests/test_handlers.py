@@ -141,3 +141,32 @@ def test_fresh_training_sets_earlier_weights_aside_and_resume_keeps_them(tmp_pat
     assert not (models / "model.pt").exists() and not (models / "model.ts").exists()  # no stale export left
     assert f"the previous model.pt and model.ts moved to {moved}" in caplog.text
     assert set_aside_previous_weights(str(models)) is None  # nothing left to move
+
+
+def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_path, caplog):
+    import logging
+
+    from freq_transforms import FrequencyDisentangledNet
+    from freq_transforms.handlers import atomic_torch_save, load_weights, recorded_settings, weights_with_record
+
+    small = {"channels": [8, 16], "strides": [2], "num_res_units": 0}
+
+    def net(**kw):
+        return FrequencyDisentangledNet("UNet", 1, 3, backbone_kwargs=small, **{"fusion": "late", "arch": "v2", **kw})
+
+    path = tmp_path / "model.pt"
+    atomic_torch_save(weights_with_record(net(cutoff=0.2), spatial_size=[32, 32, 24], bundle_version="9.9"), path)
+    state = torch.load(path, weights_only=True)
+    assert recorded_settings(state)["cutoff"] == 0.2 and recorded_settings(state)["bundle_version"] == "9.9"
+    net(cutoff=0.2).load_state_dict(state)  # still a plain state dict for MONAI Label and load_state_dict
+
+    with pytest.raises(ValueError) as err:  # same parameter shapes: only the record can tell
+        load_weights(net(cutoff=0.1, fusion="late", centered=False), path)
+    assert str(err.value) == (f"checkpoint {path} does not fit the configured network: it was trained with cutoff=0.2, "
+                              "centered=True, the config says cutoff=0.1, centered=False: pass --cutoff 0.2 --centered True")
+    with pytest.raises(ValueError, match="pass --fusion late$"):
+        load_weights(net(cutoff=0.2, fusion="early"), path)
+    with caplog.at_level(logging.WARNING):
+        record = load_weights(net(cutoff=0.2), path, spatial_size=[64, 64, 48])
+    assert record["spatial_size"] == [32, 32, 24]
+    assert "trained at spatial_size [32, 32, 24], the config says [64, 64, 48]" in caplog.text
