@@ -2,6 +2,7 @@
 data helpers and the command line behind the FD bundle collection."""
 
 from .fourier import disentangle, low_pass_mask, soft_low_pass_mask, spectral_fuse
+from .intensity import IntensityScale, IntensityScaled
 from .networks import FrequencyDisentangledNet, FrequencySplit, build_backbone
 from .transforms import FrequencyDisentangle, FrequencyDisentangled, FrequencyDisentangleD, FrequencyDisentangleDict
 
@@ -11,5 +12,5 @@ __all__ = [
     "disentangle", "low_pass_mask", "soft_low_pass_mask", "spectral_fuse",
     "FrequencyDisentangledNet", "FrequencySplit", "build_backbone",
     "FrequencyDisentangle", "FrequencyDisentangled", "FrequencyDisentangleD", "FrequencyDisentangleDict",
-    "__version__",
+    "IntensityScale", "IntensityScaled", "__version__",
 ]

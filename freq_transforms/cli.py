@@ -171,7 +171,15 @@ def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_
     return compare_runs(Path(a), Path(b), n, str(fusion_a), str(fusion_b or fusion_a), arch_a, arch_b)
 
 
-COMMANDS = {"demo": demo, "export": export, "compare": compare, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
+def contrast(task: str = "red_nucleus", n: int = 6) -> Dict[str, float]:
+    """How far each intensity scaling sets the target apart from the tissue around it, on phantoms of a task
+    (mean scaled target minus mean scaled surroundings, averaged over n phantoms)."""
+    from .intensity import phantom_contrast
+
+    return {mode: round(value, 3) for mode, value in phantom_contrast(task, n=int(n)).items()}
+
+
+COMMANDS = {"demo": demo, "contrast": contrast, "export": export, "compare": compare, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
 
 
 def main(argv: Optional[List[str]] = None) -> None:

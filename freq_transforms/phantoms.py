@@ -90,6 +90,13 @@ def _qsm_background(rng: np.random.Generator, grid: Array) -> Tuple[Array, Array
     image = 0.02 * _smooth_texture(rng, grid.shape[1:], 2.0) * head
     veins = _ellipsoid(grid, _jitter(rng, [0.0, 0.55, 0.3], 0.03), [0.03, 0.25, 0.03])
     image = image + 0.12 * veins * head  # a paramagnetic vein: bright but not a target
+    # iron-rich deep grey matter (putamen, pallidus, caudate): about 1-2 % of the head, 0.03-0.12 ppm
+    for offset, radii, ppm in (([0.3, 0.1, 0.15], [0.12, 0.25, 0.18], 0.04), ([0.2, 0.1, 0.1], [0.07, 0.15, 0.1], 0.1),
+                               ([0.18, 0.3, 0.3], [0.08, 0.2, 0.12], 0.05)):
+        image = image + rng.uniform(0.8, 1.2) * ppm * _mirror_pair(rng, grid, offset, radii) * head
+    # a few dipole streak voxels of several ppm either sign: the heavy tails that make min-max a poor scaling
+    streaks = (rng.random(grid.shape[1:]) < 2e-4) & head
+    image = image + streaks * rng.choice([-1.0, 1.0], grid.shape[1:]) * rng.uniform(0.5, 2.0, grid.shape[1:])
     return image, head
 
 
