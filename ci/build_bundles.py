@@ -415,7 +415,8 @@ def inference_config(spec: Dict[str, Any]) -> Dict[str, Any]:
 def multi_gpu_config() -> Dict[str, Any]:
     """torchrun DDP override of train.json: nccl on GPUs, gloo on CPU."""
     return {
-        "device": "$torch.device(f'cuda:{dist.get_rank()}') if torch.cuda.is_available() else torch.device('cpu')",
+        # cuda:<LOCAL_RANK>: the global rank names a GPU only on the first node
+        "device": "$freq_transforms.handlers.distributed_device()",
         "network": {"_target_": "torch.nn.parallel.DistributedDataParallel", "module": "$@network_def.to(@device)",
                     "device_ids": "$[@device] if torch.cuda.is_available() else None"},
         "train#sampler": {"_target_": "DistributedSampler", "dataset": "@train#dataset", "even_divisible": True,
@@ -423,9 +424,9 @@ def multi_gpu_config() -> Dict[str, Any]:
         "train#dataloader#sampler": "@train#sampler",
         "train#dataloader#shuffle": False,
         "train#trainer#train_handlers": "$@train#handlers[: -2 if dist.get_rank() > 0 else None]",
-        "validate#sampler": {"_target_": "DistributedSampler", "dataset": "@validate#dataset",
-                             "even_divisible": False, "shuffle": False},
-        "validate#dataloader#sampler": "@validate#sampler",
+        # every rank validates every case (no sampler): MONAI's metrics all-gather across ranks, so each case
+        # counts once per rank and the mean is the single-process mean, whatever the number of validation
+        # cases (a DistributedSampler fails with fewer cases than ranks, and padding would count one twice)
         "validate#evaluator#val_handlers": "$None if dist.get_rank() > 0 else @validate#handlers",
         "split": "$freq_transforms.data.bundle_split(dataset_dir=@dataset_dir, split_ratio=@split_ratio, "
                  "split_seed=@split_seed, seed=@seed, n_train=@n_train, "

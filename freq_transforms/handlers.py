@@ -19,7 +19,7 @@ from monai.handlers import ValidationHandler
 
 from .data import publish
 
-__all__ = ["atomic_torch_save", "is_main_process", "unwrap", "RECORD_KEY", "recorded_settings", "weights_with_record",
+__all__ = ["atomic_torch_save", "is_main_process", "local_rank", "distributed_device", "unwrap", "RECORD_KEY", "recorded_settings", "weights_with_record",
            "load_weights", "CheckpointLoader", "BestModelSaver",
            "class_dice_metrics", "ValidationMetricsCSV", "set_aside_previous_weights", "RandomStates",
            "ResumeCheckpoint",
@@ -45,6 +45,17 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 def is_main_process() -> bool:
     return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
         torch.distributed.get_rank() == 0
+
+
+def local_rank() -> int:
+    """This process's GPU index on its node: ``LOCAL_RANK`` as set by torchrun (0 when unset). The global
+    rank names a GPU only on the first node."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def distributed_device() -> torch.device:
+    """The device of this rank: ``cuda:<LOCAL_RANK>`` where CUDA is available, else the CPU."""
+    return torch.device(f"cuda:{local_rank()}") if torch.cuda.is_available() else torch.device("cpu")
 
 
 def leave_process_group() -> None:

@@ -213,13 +213,14 @@ def test_hippocampus_bundle_learns_on_phantoms(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_two_process_cpu(tmp_path):
+@pytest.mark.parametrize("cases,val_cases", [(12, 2), (6, 1)])  # 1 validation case: fewer than the 2 ranks
+def test_torchrun_two_process_cpu(tmp_path, cases, val_cases):
     bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
-    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=12, seed=2, progress=False)  # 2 val cases
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=cases, seed=2, progress=False)
     root = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
            "run", "--config_file", "['configs/train.json','configs/multi_gpu_train.json']",
-           "--dataset_dir", str(data), "--bundle_root", str(root), "--epochs", "1",
+           "--dataset_dir", str(data), "--bundle_root", str(root), "--epochs", "2",
            "--val_interval", "1"] + [arg for k, v in SMALL.items() for arg in (f"--{k}", v)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600, env=env)
@@ -227,6 +228,17 @@ def test_torchrun_two_process_cpu(tmp_path):
     assert (root / "models" / "model.pt").is_file()
     state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in state)  # saved unwrapped, loadable by inference.json
+    assert json.loads((root / "eval" / "split.json").read_text())["counts"]["val"] == val_cases
+    rows = (root / "eval" / "validation_metrics.csv").read_text().splitlines()
+    assert len(rows) == 3  # both epochs validated, on rank 0's record
+
+    # the best validation Dice of the distributed run is the single-process Dice of its model.pt on the same cases:
+    # no validation case dropped or counted twice
+    best = max(float(row.split(",")[-1]) for row in rows[1:])
+    _cli(bundle, "run", "--config_file", "['configs/train.json','configs/evaluate.json']", dataset_dir=data,
+         bundle_root=root, **{"validate#dataset#data": "$@split['val']"}, **SMALL)
+    single = float((root / "eval" / "metrics.csv").read_text().splitlines()[0].split(",")[1])
+    assert single == pytest.approx(best, abs=1e-5)
 
 
 def test_shipped_hippocampus_weights_load_into_the_default_network():

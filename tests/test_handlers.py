@@ -170,3 +170,17 @@ def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_
         record = load_weights(net(cutoff=0.2), path, spatial_size=[64, 64, 48])
     assert record["spatial_size"] == [32, 32, 24]
     assert "trained at spatial_size [32, 32, 24], the config says [64, 64, 48]" in caplog.text
+
+
+def test_distributed_device_follows_local_rank_not_global_rank(monkeypatch):
+    from freq_transforms.handlers import distributed_device, local_rank
+
+    monkeypatch.setenv("RANK", "5")  # second node of 4 GPUs each: global rank 5 is GPU 1 there
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert local_rank() == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert distributed_device() == torch.device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert distributed_device() == torch.device("cpu")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert local_rank() == 0
