@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import random
@@ -18,8 +17,10 @@ from ignite.engine import Engine, Events
 from monai.handlers import ValidationHandler
 
 from .data import publish
+from .networks import RECORD_KEY, _json_like, describe_mismatch, recorded_settings
 
-__all__ = ["atomic_torch_save", "is_main_process", "local_rank", "distributed_device", "unwrap", "RECORD_KEY", "recorded_settings", "weights_with_record",
+__all__ = ["atomic_torch_save", "is_main_process", "local_rank", "distributed_device", "unwrap", "recorded_settings",
+           "weights_with_record",
            "load_weights", "CheckpointLoader", "BestModelSaver",
            "class_dice_metrics", "ValidationMetricsCSV", "set_aside_previous_weights", "RandomStates",
            "ResumeCheckpoint",
@@ -79,17 +80,6 @@ def unwrap(network: torch.nn.Module) -> torch.nn.Module:
                                                   torch.nn.DataParallel)) else network
 
 
-RECORD_KEY = "freq_transforms"
-# settings that fix which network a checkpoint belongs to (spatial_size and the bundle version are kept too,
-# for information: a network runs at any size)
-NETWORK_KEYS = ("backbone", "backbone_kwargs", "in_channels", "out_channels", "fusion", "arch", "cutoff", "mask",
-                "features", "fuse", "learnable_cutoff", "spatial_dims", "centered", "axes")
-
-
-def _json_like(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=list))
-
-
 def weights_with_record(network: torch.nn.Module, **extra: Any) -> Dict[str, Any]:
     """``network``'s ``state_dict`` with the settings that built it (``network.config``, plus ``extra`` such as
     ``spatial_size``) recorded in the state dict's own metadata. The file stays a plain state dict: MONAI's
@@ -102,44 +92,12 @@ def weights_with_record(network: torch.nn.Module, **extra: Any) -> Dict[str, Any
     return state
 
 
-def recorded_settings(state: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """The settings :func:`weights_with_record` kept in a loaded state dict (``None`` for older files)."""
-    metadata = getattr(state, "_metadata", None) or {}
-    record = metadata.get("", {}).get(RECORD_KEY)
-    return dict(record) if isinstance(record, dict) else None
-
-
-def _flag_value(value: Any) -> str:
-    """A value as ``python -m monai.bundle run --key VALUE`` takes it."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, dict)):
-        return f'"{json.dumps(value)}"'
-    return repr(value)
-
-
-def _settings_mismatch(network: torch.nn.Module, record: Dict[str, Any]) -> Optional[str]:
-    config = getattr(network, "config", None)
-    if not isinstance(config, dict):
-        return None
-    current = _json_like({k: config.get(k) for k in NETWORK_KEYS})
-    differ = [k for k in NETWORK_KEYS if k in record and record[k] != current[k]]
-    if not differ:
-        return None
-    said = ", ".join(f"{k}={record[k]!r}" for k in differ)
-    now = ", ".join(f"{k}={current[k]!r}" for k in differ)
-    flags = " ".join(f"--{'num_classes' if k == 'out_channels' else k} {_flag_value(record[k])}" for k in differ)
-    return f"it was trained with {said}, the config says {now}: pass {flags}"
-
-
 def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu",
                  spatial_size: Optional[Sequence[int]] = None) -> Optional[Dict[str, Any]]:
     """Load a ``state_dict`` file into ``network`` (DDP unwrapped), or stop with one line naming the file and
     the overrides to pass when it was trained with other settings: read from the settings the file records
     (:func:`weights_with_record`), or for older files inferred from its layer shapes (``arch`` / ``fusion`` /
     ``fuse``). A different ``spatial_size`` than the one trained at is logged as a warning. Returns the record."""
-    from .networks import checkpoint_mismatch
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: train first or point bundle_root at a bundle with weights")
@@ -148,8 +106,7 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
         state = state["model"]
     target = unwrap(network)
     record = recorded_settings(state)
-    problem = _settings_mismatch(target, record) if record else None
-    problem = problem or checkpoint_mismatch(target, state)
+    problem = describe_mismatch(target, state)
     if problem is not None:
         message = f"checkpoint {path} does not fit the configured network: {problem}"
         logger.error(message)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -14,8 +16,11 @@ from torch import nn
 from .fourier import (MASK_SHAPES, apply_along_axes, apply_low_pass, box_bases, build_mask, check_cutoff, filtered_dims,
                       separable_low_pass, soft_low_pass_mask, spectral_fuse)
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["FUSIONS", "FUSE_OPS", "ARCHS", "BACKBONE_DEFAULTS", "build_backbone", "backbone_divisor",
-           "input_convs", "split_input_convs", "checkpoint_mismatch", "FrequencySplit", "FrequencyBranches", "LowFrequencyCorrection",
+           "input_convs", "split_input_convs", "RECORD_KEY", "recorded_settings", "describe_mismatch",
+           "checkpoint_mismatch", "FrequencySplit", "FrequencyBranches", "LowFrequencyCorrection",
            "FrequencyDisentangledNet"]
 
 FUSIONS = ("none", "early", "late")
@@ -404,6 +409,19 @@ class FrequencyDisentangledNet(nn.Module):
         """The constructor arguments that fix the parameter layout (a copy)."""
         return dict(self._config)
 
+    @torch.jit.unused
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict``; with ``strict``, weights of another ``arch``/``fusion``/``fuse`` (or,
+        where the file records them, other settings such as ``cutoff``) stop with one line naming the overrides
+        to pass, whoever loads them (the bundles, ``monai.bundle ckpt_export``, MONAI Label)."""
+        if strict:
+            problem = describe_mismatch(self, state_dict)
+            if problem is not None:
+                message = f"the weights do not fit this network: {problem}"
+                logger.error(message)
+                raise ValueError(message)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def _make_backbone(self, backbone: Backbone, in_channels: int, out_channels: int,
                        kwargs: Dict[str, Any]) -> nn.Module:
         if isinstance(backbone, str):
@@ -469,6 +487,54 @@ class FrequencyDisentangledNet(nn.Module):
         if self.fusion == "early":
             return self._run_backbone(self._fuse(low_features, high_features))
         return self.head(self._fuse(low_features, self._run_backbone(high_features)))
+
+
+RECORD_KEY = "freq_transforms"
+# settings that fix which network a checkpoint belongs to (spatial_size and the bundle version are kept too,
+# for information: a network runs at any size)
+NETWORK_KEYS = ("backbone", "backbone_kwargs", "in_channels", "out_channels", "fusion", "arch", "cutoff", "mask",
+                "features", "fuse", "learnable_cutoff", "spatial_dims", "centered", "axes")
+
+
+def recorded_settings(state: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The settings :func:`weights_with_record` kept in a loaded state dict (``None`` for older files)."""
+    metadata = getattr(state, "_metadata", None) or {}
+    record = metadata.get("", {}).get(RECORD_KEY)
+    return dict(record) if isinstance(record, dict) else None
+
+
+def _flag_value(value: Any) -> str:
+    """A value as ``python -m monai.bundle run --key VALUE`` takes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict)):
+        return f'"{json.dumps(value)}"'
+    return repr(value)
+
+
+def _settings_mismatch(network: nn.Module, record: Dict[str, Any]) -> Optional[str]:
+    config = getattr(network, "config", None)
+    if not isinstance(config, dict):
+        return None
+    current = _json_like({k: config.get(k) for k in NETWORK_KEYS})
+    differ = [k for k in NETWORK_KEYS if k in record and record[k] != current[k]]
+    if not differ:
+        return None
+    said = ", ".join(f"{k}={record[k]!r}" for k in differ)
+    now = ", ".join(f"{k}={current[k]!r}" for k in differ)
+    flags = " ".join(f"--{'num_classes' if k == 'out_channels' else k} {_flag_value(record[k])}" for k in differ)
+    return f"it was trained with {said}, the config says {now}: pass {flags}"
+
+
+def describe_mismatch(network: nn.Module, state_dict: Mapping[str, Any]) -> Optional[str]:
+    """``None`` if ``state_dict`` belongs to ``network``; else why not, ending with the overrides to pass: from the
+    settings the file records (``weights_with_record``), or for files without them from its layer shapes."""
+    record = recorded_settings(state_dict)
+    return (_settings_mismatch(network, record) if record else None) or checkpoint_mismatch(network, state_dict)
+
+
+def _json_like(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
 
 
 def _layout(net: nn.Module) -> Dict[str, Tuple[int, ...]]:

@@ -274,3 +274,16 @@ def test_grouped_branches_equal_two_separate_convs(spatial_dims, in_channels):
     got_low, got_high = branches(low, high)
     torch.testing.assert_close(got_low, branches.conv_low(low))
     torch.testing.assert_close(got_high, branches.conv_high(high))
+
+
+def test_load_state_dict_itself_names_the_override_for_any_loader():
+    """monai.bundle ckpt_export and MONAI Label call load_state_dict directly: they get the same one line."""
+    from freq_transforms.handlers import weights_with_record
+
+    late = FrequencyDisentangledNet("UNet", 1, 3, fusion="late", arch="v2", backbone_kwargs=SMALL["UNet"])
+    early = FrequencyDisentangledNet("UNet", 1, 3, fusion="early", arch="v2", backbone_kwargs=SMALL["UNet"])
+    with pytest.raises(ValueError, match="^the weights do not fit this network: .*: pass --fusion late$"):
+        early.load_state_dict(weights_with_record(late))
+    with pytest.raises(ValueError, match="pass --fusion late$"):  # without the record: from the layer shapes
+        early.load_state_dict(late.state_dict())
+    late.load_state_dict(weights_with_record(late))  # the right network loads as before
