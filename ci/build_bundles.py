@@ -563,7 +563,9 @@ An MSD-layout folder: `dataset.json` (with a `training` list of `image`/`label` 
 The cases of `training` are split at participant level into train/val/test in the paper's proportions
 ({ratio}), seeded by `split_seed`; `n_train` takes the first n cases of a `seed`-ordered train part, so
 smaller training sets are nested in larger ones and val/test never change. The split is written to
-`<output_dir>/split.json`.
+`<output_dir>/split.json` (evaluation writes its own `evaluate_split.json` beside it). Cases whose images are
+identical (found by a hash of the voxels, e.g. MSD heart la_005 / la_026) always land in the same part.
+`--folds K --fold k` cross-validates instead: test on fold k, validate on fold k + 1, train on the rest.
 
 No data at hand? Phantoms, one command:
 
@@ -593,6 +595,14 @@ python -m monai.bundle run --config_file configs/inference.json --input_dir <fol
 python -m monai.bundle ckpt_export network_def --filepath models/model.ts \\
     --ckpt_file models/model.pt --meta_file configs/metadata.json --config_file configs/inference.json
 ```
+
+What a run leaves in `<output_dir>` (default `eval/`): `split.json`; `validation_metrics.csv`, one row per
+validation with `val_mean_dice` and `val_dice_<class>` for every foreground class (also in the log and
+TensorBoard; a class with Dice 0, never predicted, is logged as a warning at once); after evaluation
+`test_mean_dice_*.csv`, `test_hd95_*.csv` (per case and summary, named `test_*` because they score the test
+split or `test_dataset_dir`) and `metrics.csv`. With torchrun the device of each process is
+`cuda:<LOCAL_RANK>` (right on several nodes), and every rank validates every case, so any number of
+validation cases works and each counts once.
 
 ## Use in MONAI Label
 
