@@ -314,7 +314,8 @@ def train_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     # model.pt records the settings that built the network, so inference can name an override that does not fit
     config["best_model_saver"] = {"_target_": "freq_transforms.handlers.BestModelSaver", "save_dir": "@ckpt_dir",
                                   "network": "@network", "filename": "model.pt",
-                                  "record": {"spatial_size": "@spatial_size", "bundle_version": "%_meta_#version"}}
+                                  "record": {"spatial_size": "@spatial_size",
+                                             "freq_transforms_version": "$freq_transforms.__version__"}}
     config["resume"] = True
     # RNG states in the resume file: a killed and resumed run ends with the same weights as an uninterrupted one
     config["random_states"] = {"_target_": "freq_transforms.handlers.RandomStates",
@@ -677,7 +678,7 @@ split (the code validated on the training loader).
 
 `models/model.pt` is a plain state dict (MONAI Label and `load_state_dict` read it as usual) that also records
 the settings that built its network (`fusion`, `arch`, `cutoff`, `features`, `backbone_kwargs`, ...), the
-`spatial_size` it was trained at and the bundle version. Inference and evaluation with settings that do not
+`spatial_size` it was trained at and the `freq_transforms` version that trained it. Inference and evaluation with settings that do not
 fit stop before any output with one line, for example:
 
 ```

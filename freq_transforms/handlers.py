@@ -136,8 +136,8 @@ class CheckpointLoader:
 
     def __call__(self, engine: Optional[Engine] = None) -> None:
         record = load_weights(self.network, self.load_path, self.map_location, self.spatial_size)
-        logger.info(f"loaded {self.load_path}" + (f" (trained with bundle {record['bundle_version']})"
-                                                  if record and record.get("bundle_version") else ""))
+        version = (record or {}).get("freq_transforms_version")
+        logger.info(f"loaded {self.load_path}" + (f" (trained with freq_transforms {version})" if version else ""))
 
 
 def set_aside_previous_weights(ckpt_dir: str, resume: bool = True) -> Optional[Path]:

@@ -29,3 +29,14 @@ def test_forward_flops_v2_adds_little_and_paper_layout_adds_more():
     assert set(flops) == set(LABELS)
     for fusion in ("early", "late"):
         assert flops["none"] < flops[f"v2 {fusion}"] < 1.05 * flops["none"] < flops[f"paper {fusion}"]
+
+
+def test_loading_times_parse_the_bundle_preprocessing_without_its_metadata():
+    """MONAI Label and the bench read train.json without metadata.json: the config may not need it."""
+    from pathlib import Path
+
+    from freq_transforms.bench import loading_times
+
+    bundle = Path(__file__).resolve().parents[1] / "bundles" / "hippocampus_mri_fd_segmentation"
+    times = loading_times(bundle, n_cases=4)
+    assert times["CacheDataset"] < times["no cache"]

@@ -155,9 +155,9 @@ def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_
         return FrequencyDisentangledNet("UNet", 1, 3, backbone_kwargs=small, **{"fusion": "late", "arch": "v2", **kw})
 
     path = tmp_path / "model.pt"
-    atomic_torch_save(weights_with_record(net(cutoff=0.2), spatial_size=[32, 32, 24], bundle_version="9.9"), path)
+    atomic_torch_save(weights_with_record(net(cutoff=0.2), spatial_size=[32, 32, 24], freq_transforms_version="9.9"), path)
     state = torch.load(path, weights_only=True)
-    assert recorded_settings(state)["cutoff"] == 0.2 and recorded_settings(state)["bundle_version"] == "9.9"
+    assert recorded_settings(state)["cutoff"] == 0.2 and recorded_settings(state)["freq_transforms_version"] == "9.9"
     net(cutoff=0.2).load_state_dict(state)  # still a plain state dict for MONAI Label and load_state_dict
 
     with pytest.raises(ValueError) as err:  # same parameter shapes: only the record can tell
