@@ -177,18 +177,32 @@ class FrequencySplit(nn.Module):
         return [x.dim() - self.spatial_dims + a for a in self.axes]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        # the FFT runs in float32 whatever autocast or the input says: cuFFT's half precision takes
-        # power-of-two sizes only (48 is not), and bfloat16 FFTs are not implemented
         x = x.float()
-        # autocast would run the matrix products in 16 bit; TorchScript needs a constant device type
+        low = self._float32_low(x)
+        return low, x - low
+
+    @torch.jit.export
+    def stacked(self, x: torch.Tensor) -> torch.Tensor:
+        """``torch.cat(self(x), dim=1)``, the ``[low, high]`` channels, written in place (no extra copies)."""
+        x = x.float()
+        low = self._float32_low(x)
+        channels = x.shape[1]
+        out = torch.empty([x.shape[0], 2 * channels] + list(x.shape[2:]), dtype=torch.float32, device=x.device)
+        out[:, :channels] = low
+        torch.sub(x, low, out=out[:, channels:])
+        return out
+
+    def _float32_low(self, x: torch.Tensor) -> torch.Tensor:
+        # the split runs in float32 whatever autocast says: cuFFT's half precision takes power-of-two sizes
+        # only (48 is not), and autocast would run the matrix products in 16 bit. TorchScript needs a
+        # constant device type.
         if x.is_cuda:
             with torch.autocast(device_type="cuda", enabled=False):
                 low = self._low(x)
         else:
             with torch.autocast(device_type="cpu", enabled=False):
                 low = self._low(x)
-        low = low.float()  # scripted code ignores the autocast switch on CPU
-        return low, x - low
+        return low.float()  # scripted code ignores the autocast switch on CPU
 
     def _low(self, x: torch.Tensor) -> torch.Tensor:
         if self.mask_shape == "box" and self.centered and not self.learnable_cutoff:
@@ -478,11 +492,12 @@ class FrequencyDisentangledNet(nn.Module):
                              f"got {list(x.shape)}")
         if self.fusion == "none":
             return self._run_backbone(x)
-        low, high = self.split(x)
         if self.v2:
             if self.fusion == "early":
-                return self._run_backbone(torch.cat([low, high], dim=1))
+                return self._run_backbone(self.split.stacked(x))
+            low, high = self.split(x)
             return self.correction(low, self._run_backbone(high))
+        low, high = self.split(x)
         low_features, high_features = self.branches(low, high)
         if self.fusion == "early":
             return self._run_backbone(self._fuse(low_features, high_features))

@@ -287,3 +287,12 @@ def test_load_state_dict_itself_names_the_override_for_any_loader():
     with pytest.raises(ValueError, match="pass --fusion late$"):  # without the record: from the layer shapes
         early.load_state_dict(late.state_dict())
     late.load_state_dict(weights_with_record(late))  # the right network loads as before
+
+
+def test_stacked_split_equals_concatenated_parts_also_scripted():
+    from freq_transforms.networks import FrequencySplit
+
+    split = FrequencySplit(cutoff=0.2)
+    x = torch.rand(2, 3, 20, 21, 9)
+    torch.testing.assert_close(split.stacked(x), torch.cat(split(x), dim=1))
+    torch.testing.assert_close(torch.jit.script(split).stacked(x), split.stacked(x))
