@@ -54,7 +54,7 @@ def train_and_evaluate(bundle: Path, run_dir: Path, common: Dict[str, Any], n: O
             "fold": common.get("fold") if common.get("folds") else None,
             "epochs": epochs, "val_dice": _best_validation_dice(run_dir),
             "train_part": _train_part_size(run_dir), "files": dice["filename"], "dice": dice["mean"],
-            "hd95": hd95["mean"]}
+            "hd95": hd95["mean"], "class_dice": _class_columns(dice)}
 
 
 def _config_value(bundle: Path, key: str, overrides: Dict[str, Any]) -> Any:
@@ -146,6 +146,41 @@ def _pooled(records: List[Dict[str, Any]], key: str) -> Dict[str, float]:
     return {file: float(np.mean(v)) if all(math.isfinite(x) for x in v) else float("nan") for file, v in cases.items()}
 
 
+def _class_columns(dice: Dict[str, List[Any]]) -> Dict[str, List[float]]:
+    """Per-case Dice of each foreground class (``class0`` is the first foreground class in MONAI's CSVs)."""
+    return {key: values for key, values in dice.items() if key.startswith("class")}
+
+
+def _class_dice_from_csv(run_dir: Path) -> Optional[Dict[str, List[float]]]:
+    """Per-class per-case test Dice of a run recorded before records kept it (from its eval CSV)."""
+    for name in ("test_mean_dice_raw.csv", "val_mean_dice_raw.csv"):
+        path = run_dir / "eval" / name
+        if path.is_file():
+            return _class_columns(read_metric_csv(path))
+    return None
+
+
+def _paired_with_none(fd: List[Dict[str, Any]], none: List[Dict[str, Any]]) -> str:
+    """FD - none, paired over test cases, both sides averaged over the seeds they share only (same cases,
+    same seeds); the seeds are named when either side has others."""
+    shared = {r["seed"] for r in fd} & {r["seed"] for r in none}
+    if not shared:
+        return "no shared seed"
+    mine = _pooled([r for r in fd if r["seed"] in shared], "dice")
+    base = _pooled([r for r in none if r["seed"] in shared], "dice")
+    common = sorted(set(base) & set(mine))
+    text = paired_difference_ci([mine[c] for c in common], [base[c] for c in common]).format(100)
+    if shared != {r["seed"] for r in fd} | {r["seed"] for r in none}:
+        text += f" (seeds {' '.join(map(str, sorted(shared)))})"
+    return text
+
+
+def _worst_class_dice(records: List[Dict[str, Any]]) -> Optional[float]:
+    """Lowest mean test Dice of any foreground class in any run of ``records`` (about 0: a class was lost)."""
+    means = [float(np.mean(values)) for r in records for values in (r.get("class_dice") or {}).values()]
+    return min(means) if means else None
+
+
 def _best_validation_dice(run_dir: Path) -> float:
     """The best validation Dice the run's model selection saw (kept in its finished resume state)."""
     done = run_dir / "models" / "resume.pt.done"
@@ -177,6 +212,10 @@ def load_records(out: Path) -> List[Dict[str, Any]]:
     for done in sorted((out / "runs").glob("*/done.json")):
         record = json.loads(done.read_text())
         record["run"] = done.parent.name
+        if "class_dice" not in record:
+            found = _class_dice_from_csv(done.parent)
+            if found:
+                record["class_dice"] = found
         if "val_dice" not in record:
             record["val_dice"] = _best_validation_dice(done.parent)
             record["train_part"] = _train_part_size(done.parent)
@@ -230,7 +269,7 @@ def summarize(out: Path, task: str) -> Path:
     for record in records:
         groups.setdefault((record["n_train"], record["fusion"], _arch_of(record)), []).append(record)
     rows, lines = [], ["| task | n (%) | FD | arch | seeds | val Dice (%) | Dice (%) [95% CI] | HD95 (mm) [95% CI] | "
-                       "FD - none, Dice [95% CI] |", "|---|---|---|---|---|---|---|---|---|"]
+                       "worst class (%) | FD - none, Dice [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
     order = {"none": 0, "early": 1, "late": 2}
     layout_order = {"-": 0, "v2": 1, "paper": 2}
     for key in sorted(groups, key=lambda k: (math.inf if k[0] is None else k[0], layout_order.get(k[2], 3),
@@ -241,22 +280,23 @@ def summarize(out: Path, task: str) -> Path:
         d_ci, h_ci = bootstrap_ci(list(dice.values())), bootstrap_ci(hd95) if hd95 else None
         diff = ""
         if fusion != "none" and (n, "none", "-") in groups:
-            base = _pooled(groups[(n, "none", "-")], "dice")
-            common = sorted(set(base) & set(dice))
-            diff = paired_difference_ci([dice[c] for c in common], [base[c] for c in common]).format(100)
+            diff = _paired_with_none(groups[key], groups[(n, "none", "-")])
         seeds = sorted({r["seed"] for r in groups[key]})
         folds = {r.get("fold") for r in groups[key]} - {None}
         val_dice = float(np.mean([r["val_dice"] for r in groups[key]]))
         part = groups[key][0]["train_part"]
+        worst = _worst_class_dice(groups[key])
+        worst_text = "n/a" if worst is None else f"{100 * worst:.2f}"
         rows.append({"task": task, "n_train": n, "train_part": part if part else "", "fusion": fusion, "arch": arch,
                      "seeds": " ".join(map(str, seeds)), "val_dice": val_dice, "cases": len(dice), "dice": d_ci.mean,
                      "dice_low": d_ci.low, "dice_high": d_ci.high,
                      "hd95": h_ci.mean if h_ci else "", "hd95_low": h_ci.low if h_ci else "",
-                     "hd95_high": h_ci.high if h_ci else "", "hd95_cases": len(hd95), "fd_minus_none": diff})
+                     "hd95_high": h_ci.high if h_ci else "", "hd95_cases": len(hd95),
+                     "worst_class_dice": "" if worst is None else worst, "fd_minus_none": diff})
         hd_text = h_ci.format() if h_ci else "n/a"
         seed_cell = f"{len(seeds)} x {len(folds)} folds" if folds else str(len(seeds))
         lines.append(f"| {task} | {_n_label(n, part)} | {fusion} | {arch} | {seed_cell} | {100 * val_dice:.2f} | "
-                     f"{d_ci.format(100)} | {hd_text} | {diff} |")
+                     f"{d_ci.format(100)} | {hd_text} | {worst_text} | {diff} |")
     if rows:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
@@ -269,7 +309,9 @@ def summarize(out: Path, task: str) -> Path:
             "cases of all folds are pooled. Test Dice: mean over test cases of the per-case Dice (mean over "
             "classes, original image grid), each case first averaged over seeds; 95% percentile bootstrap CIs over "
             "cases (scipy.stats.bootstrap, 10,000 resamples); FD - none is a paired bootstrap over the same cases. "
-            "HD95 excludes cases where it is undefined (empty prediction); see summary.csv hd95_cases.\n")
+            "HD95 excludes cases where it is undefined (empty prediction); see summary.csv hd95_cases. Worst class: "
+            "the lowest mean test Dice of any foreground class in any single run of the row (near 0: that run lost "
+            "a class; n/a: records from before per-class Dice was kept).\n")
     return atomic_write_text(out / "summary.md", "\n".join(lines) + "\n" + note)
 
 

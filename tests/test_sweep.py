@@ -122,3 +122,17 @@ def test_plot_places_the_whole_train_part_at_its_size(tmp_path):
         _plot([row(None, "early")], tmp_path / "all_only.png")
         _plot([row(4, "none"), row(None, "none"), row(4, "early")], tmp_path / "mixed.png")
     assert (tmp_path / "all_only.png").stat().st_size > 1000
+
+
+def test_fd_minus_none_pairs_only_the_seeds_both_sides_ran_and_worst_class_shows_a_lost_class():
+    from freq_transforms.sweep import _paired_with_none, _worst_class_dice
+
+    def record(seed, dice, classes=None):
+        return {"seed": seed, "files": ["a", "b", "c"], "dice": dice, "class_dice": classes or {}}
+
+    none = [record(0, [0.5, 0.6, 0.7]), record(1, [0.5, 0.6, 0.7]), record(2, [0.0, 0.0, 0.0])]
+    fd = [record(0, [0.6, 0.7, 0.8]), record(1, [0.6, 0.7, 0.8])]
+    text = _paired_with_none(fd, none)
+    assert text.startswith("10.00 [10.00, 10.00]") and text.endswith("(seeds 0 1)")  # seed 2 of none left out
+    lost = [record(0, [0.4] * 3, {"class0": [0.8, 0.8, 0.8], "class1": [0.0, 0.0, 0.0]})]
+    assert _worst_class_dice(lost) == 0.0 and _worst_class_dice(fd) is None
