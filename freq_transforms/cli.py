@@ -179,7 +179,27 @@ def contrast(task: str = "red_nucleus", n: int = 6) -> Dict[str, float]:
     return {mode: round(value, 3) for mode, value in phantom_contrast(task, n=int(n)).items()}
 
 
-COMMANDS = {"demo": demo, "contrast": contrast, "export": export, "compare": compare, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
+class Bundles:
+    """The bundles' source (bundle_source/: JSON configs, a Markdown README template, one task file per bundle)."""
+
+    def build(self, check: bool = False, source: str = "bundle_source", out: str = "bundles") -> str:
+        """Write bundles/<name>/ for every bundle_source/tasks/<name>.json (run from the repository root).
+
+        Args:
+            check: only report the files that differ from what the source produces (exit 1 if any).
+            source: the source folder.
+            out: the folder of the bundles.
+        """
+        from .bundle_build import build_bundles
+
+        changed = build_bundles(Path(source), Path(out), check=bool(check))
+        if check and changed:
+            print("out of date (run python -m freq_transforms bundles build):\n  " + "\n  ".join(changed))
+            sys.exit(1)
+        return f"{len(changed)} file(s) {'differ' if check else 'written'}"
+
+
+COMMANDS = {"demo": demo, "contrast": contrast, "bundles": Bundles(), "export": export, "compare": compare, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -44,10 +44,52 @@ def phantom_sets(tmp_path_factory):
             for task in BUNDLES.values()}
 
 
-def test_bundles_match_generator():
-    result = subprocess.run([sys.executable, str(ROOT / "ci" / "build_bundles.py"), "--check"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
+def test_bundles_match_their_source():
+    result = subprocess.run([sys.executable, "-m", "freq_transforms", "bundles", "build", "--check"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout  # the message names the command that regenerates them
+
+
+def test_out_of_date_bundle_names_the_command(tmp_path):
+    import shutil
+
+    shutil.copytree(ROOT / "bundles" / "heart_mri_fd_segmentation", tmp_path / "bundles" / "heart_mri_fd_segmentation")
+    (tmp_path / "bundles" / "heart_mri_fd_segmentation" / "configs" / "train.json").write_text("{}")
+    result = subprocess.run([sys.executable, "-m", "freq_transforms", "bundles", "build", "--check", "--source",
+                             str(ROOT / "bundle_source"), "--out", str(tmp_path / "bundles")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stdout.startswith("out of date (run python -m freq_transforms bundles build):")
+    assert "heart_mri_fd_segmentation/configs/train.json" in result.stdout
+
+
+def test_a_sixth_task_is_one_task_file_and_trains(tmp_path):
+    """How to add a task (README): one JSON file in bundle_source/tasks; here a toy prostate MRI bundle."""
+    import shutil
+
+    source = tmp_path / "bundle_source"
+    shutil.copytree(ROOT / "bundle_source", source)
+    shutil.copy(ROOT / "LICENSE", tmp_path / "LICENSE")
+    for extra in (source / "tasks").iterdir():
+        extra.unlink()
+    task = json.loads((ROOT / "bundle_source" / "tasks" / "heart_mri_fd_segmentation.json").read_text())
+    task.update({"version": "0.1.0", "changelog": {"0.1.0": "first version"}, "task": "prostate",
+                 "title": "Prostate zones from MRI (toy)", "labels": ["background", "peripheral", "transition"],
+                 "spatial_size": [32, 32, 24], "split_ratio": [6, 1, 1], "dataset_dir": "/workspace/data/prostate"})
+    (source / "tasks" / "prostate_mri_fd_segmentation.json").write_text(json.dumps(task))
+    result = subprocess.run([sys.executable, "-m", "freq_transforms", "bundles", "build", "--source", str(source),
+                             "--out", str(tmp_path / "bundles")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bundle = tmp_path / "bundles" / "prostate_mri_fd_segmentation"
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert meta["version"] == "0.1.0" and meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 3
+    assert "# prostate_mri_fd_segmentation" in (bundle / "docs" / "README.md").read_text()
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=8, seed=1, progress=False)  # 3 classes
+    root = tmp_path / "run"
+    _cli(bundle, "run", "--config_file", "configs/train.json", dataset_dir=data, bundle_root=root, epochs=1,
+         val_interval=1, **{k: v for k, v in SMALL.items() if k != "spatial_size"})
+    assert (root / "models" / "model.pt").is_file()
+    assert (root / "eval" / "validation_metrics.csv").read_text().startswith("epoch,val_dice_peripheral,")
 
 
 @pytest.mark.parametrize("name", BUNDLES)
