@@ -7,7 +7,7 @@ The source folder (``bundle_source/`` in the repository) holds:
 * ``readme_template.md``: the bundle README, with ``${name}`` placeholders (``string.Template``);
 * ``data_license/<kind>.txt`` and ``no_weights.md`` (the "Expected results" of a bundle without weights);
 * ``tasks/<bundle name>.json``: one file per bundle: its version and changelog, labels, spatial size, split,
-  defaults (fusion, arch, intensity), data notes, and optionally ``eval_metrics`` and
+  defaults (fusion, arch, intensity) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
   ``expected_results_file`` (Markdown beside it).
 
 A task's values replace the keys of the same name in each shared config that has them; metadata and README
@@ -41,7 +41,7 @@ def load_task(path: Path) -> Dict[str, Any]:
         raise ValueError(f"{path} is not valid JSON ({err})") from None
     required = ("version", "changelog", "title", "task", "modality", "format", "labels", "spatial_size",
                 "split_ratio", "dataset_dir", "data_source", "data_license", "intensity", "intensity_note",
-                "fusion", "arch")
+                "fusion", "arch", "defaults_note")
     missing = [key for key in required if key not in task]
     if missing:
         raise ValueError(f"{path} has no {missing[0]!r} (a task file needs {', '.join(required)})")
@@ -86,7 +86,7 @@ def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> st
               "size": "x".join(str(s) for s in task["spatial_size"]), "spatial_size": str(task["spatial_size"]),
               "ratio": "/".join(str(r) for r in task["split_ratio"]), "expected_results": results.read_text().strip(),
               **{key: task[key] for key in ("title", "task", "dataset_dir", "data_source", "fusion", "arch",
-                                            "intensity", "intensity_note")}}
+                                            "intensity", "intensity_note", "defaults_note")}}
     return Template((source / "readme_template.md").read_text()).substitute(values)
 
 
