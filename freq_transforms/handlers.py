@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -141,26 +142,31 @@ class CheckpointLoader:
 
 
 def set_aside_previous_weights(ckpt_dir: str, resume: bool = True) -> Optional[Path]:
-    """Before a training run starts afresh, move ``model.pt`` and ``model.ts`` of ``ckpt_dir`` into
-    ``ckpt_dir/previous/<time>/`` and log one line saying where: shipped or earlier weights are never
-    overwritten without a word, and no exported ``model.ts`` is left beside weights it does not match.
+    """Before a training run starts afresh, keep ``model.pt`` of ``ckpt_dir`` in ``ckpt_dir/previous/<time>/``
+    (a copy: the file stays where it is until the run saves its own, so MONAI Label can fine-tune from it)
+    and move ``model.ts`` there (an export would no longer match the weights); log one line saying where.
 
-    Nothing moves when the run resumes (``resume`` and ``resume.pt`` present: ``model.pt`` is this run's)
+    Nothing happens when the run resumes (``resume`` and ``resume.pt`` present: ``model.pt`` is this run's)
     or on ranks other than 0. Returns the folder the files went to, or ``None``.
     """
     ckpt = Path(ckpt_dir)
     if not is_main_process() or (resume and (ckpt / "resume.pt").is_file()):
         return None
-    found = [ckpt / name for name in ("model.pt", "model.ts") if (ckpt / name).is_file()]
-    if not found:
+    weights, export = ckpt / "model.pt", ckpt / "model.ts"
+    if not weights.is_file() and not export.is_file():
         return None
     dest = ckpt / "previous" / time.strftime("%Y%m%d-%H%M%S")
     while dest.exists():  # two runs in the same second
         dest = dest.with_name(dest.name + "-1")
     dest.mkdir(parents=True)
-    for path in found:
-        os.replace(path, dest / path.name)
-    logger.warning(f"training starts afresh: the previous {' and '.join(p.name for p in found)} moved to {dest}")
+    kept = []
+    if weights.is_file():
+        shutil.copy2(weights, dest / weights.name)
+        kept.append("model.pt copied")
+    if export.is_file():
+        os.replace(export, dest / export.name)
+        kept.append("model.ts moved")
+    logger.warning(f"training starts afresh: the previous {' and '.join(kept)} to {dest}")
     return dest
 
 

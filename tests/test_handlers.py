@@ -138,9 +138,9 @@ def test_fresh_training_sets_earlier_weights_aside_and_resume_keeps_them(tmp_pat
         moved = set_aside_previous_weights(str(models), resume=True)
     assert moved is not None and moved.parent == models / "previous"
     assert (moved / "model.pt").read_bytes() == b"shipped" and (moved / "model.ts").read_bytes() == b"exported"
-    assert not (models / "model.pt").exists() and not (models / "model.ts").exists()  # no stale export left
-    assert f"the previous model.pt and model.ts moved to {moved}" in caplog.text
-    assert set_aside_previous_weights(str(models)) is None  # nothing left to move
+    assert (models / "model.pt").read_bytes() == b"shipped"  # still there: MONAI Label fine-tunes from it
+    assert not (models / "model.ts").exists()  # no stale export left beside the new weights
+    assert f"the previous model.pt copied and model.ts moved to {moved}" in caplog.text
 
 
 def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_path, caplog):
