@@ -235,6 +235,8 @@ def export_records(out: Path, dest: Path, task: str) -> Path:
         split = out / "runs" / name / "eval" / "split.json"
         if split.is_file():
             atomic_write_text(dest / "runs" / name / "eval" / "split.json", split.read_text())
+    if (out / "folds.json").is_file():
+        atomic_write_text(dest / "folds.json", (out / "folds.json").read_text())
     return summarize(dest, task)
 
 

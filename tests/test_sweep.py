@@ -97,6 +97,11 @@ def test_cross_validation_tests_every_case_once_keeps_duplicates_together_and_po
     assert cells[4] == "1 x 3 folds" and cells[-1].count("[") == 1  # paired FD - none CI over all 8 pooled cases
     rows = (out / "summary.csv").read_text().splitlines()
     assert all(",8," in r for r in rows[1:])  # cases column: 8 pooled cases per row
+    shared = tmp_path / "shared"
+    subprocess.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(out), "--dest", str(shared),
+                    "--task", "heart_mri_fd_segmentation"], check=True, capture_output=True, timeout=300)
+    assert json.loads((shared / "folds.json").read_text()) == folds  # the fold record travels with the runs
+    assert (shared / "summary.md").read_text() == (out / "summary.md").read_text()
 
 
 def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path):
