@@ -48,6 +48,27 @@ def time_call(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return statistics.median(samples)
 
 
+GROUPS = [["none", "v2 early", "v2 late"], ["none", "paper early", "paper late"]]
+
+
+def _grouped_medians(calls: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median seconds per model, measured group by group (v2 models with ``none``, paper models with ``none``),
+    in a new order each repeat. Each ratio is taken against the ``none`` of its own group (key
+    ``"none (paper group)"``): a large paper-layout model slows whichever model runs after it."""
+    result: Dict[str, float] = {}
+    for group in GROUPS:
+        samples: Dict[str, List[float]] = {label: [] for label in group}
+        for repeat in range(repeats):
+            for label in _shuffled(group, repeat):
+                start = time.perf_counter()
+                calls[label]()
+                samples[label].append(time.perf_counter() - start)
+        for label, values in samples.items():
+            key = "none (paper group)" if label == "none" and group is not GROUPS[0] else label
+            result[key] = statistics.median(values)
+    return result
+
+
 def _shuffled(labels: Sequence[str], repeat: int) -> List[str]:
     """The models in a new (seeded) order each repeat: a large model leaves caches and allocator state that
     slow whichever model runs next, so a fixed order biases the ratios (by up to 20% at 160x160x128)."""
@@ -90,19 +111,13 @@ def _setup(label: str, size: Sequence[int], batch: int, classes: int, fuse: str,
 
 def train_step_times(size: Sequence[int], repeats: int, batch: int = 2, classes: int = 3,
                      fuse: str = "concat") -> Dict[str, float]:
-    """Median train-step seconds per mode; repeats are interleaved across modes, in a new order each time."""
+    """Median train-step seconds per mode (see :func:`_grouped_medians`)."""
     steps = {}
     for label in LABELS:
         net, x, y = _setup(label, size, batch, classes, fuse)
         steps[label] = _train_step(net, x, y, torch.optim.Adam(net.parameters(), 1e-3))
         steps[label]()  # warm-up
-    samples: Dict[str, List[float]] = {f: [] for f in LABELS}
-    for repeat in range(repeats):
-        for fusion in _shuffled(LABELS, repeat):
-            start = time.perf_counter()
-            steps[fusion]()
-            samples[fusion].append(time.perf_counter() - start)
-    return {f: statistics.median(v) for f, v in samples.items()}
+    return _grouped_medians(steps, repeats)
 
 
 def activation_memory_mb(size: Sequence[int], batch: int = 2, classes: int = 3, fuse: str = "concat") -> Dict[str, float]:
@@ -148,29 +163,28 @@ def forward_gflops(size: Sequence[int], classes: int = 3, fuse: str = "concat") 
 
 
 def inference_times(repeats: int, classes: int = 2, fuse: str = "concat") -> Dict[str, Dict[str, float]]:
-    """Median seconds to segment one volume at each task's network size, per fusion mode.
-
-    Small volumes take tens of milliseconds, where a few repeats are at the mercy of the scheduler: they get
-    proportionally more repeats (the same wall time per model as the largest size)."""
+    """Median seconds to segment one volume at each task's network size, per fusion mode (see
+    :func:`_grouped_medians`). Small volumes take tens of milliseconds, where a few repeats are at the mercy of
+    the scheduler: they get proportionally more repeats (the same wall time per model as the largest size)."""
     result = {}
     largest = max(math.prod(size) for size in TASK_SIZES.values())
     for task, size in TASK_SIZES.items():
         task_repeats = repeats * max(1, min(8, largest // math.prod(size)))
         nets = {label: _setup(label, size, 1, classes, fuse)[0].eval() for label in LABELS}
         x = torch.rand(1, 1, *size, device=_device())
-        samples: Dict[str, List[float]] = {f: [] for f in LABELS}
-        with torch.no_grad():
-            for net in nets.values():
-                net(x)
-            for repeat in range(task_repeats):
-                for fusion in _shuffled(LABELS, repeat):
-                    net = nets[fusion]
-                    start = time.perf_counter()
+
+        def call(net: torch.nn.Module) -> Callable[[], None]:
+            def run() -> None:
+                with torch.no_grad():
                     net(x)
-                    if x.is_cuda:
-                        torch.cuda.synchronize()
-                    samples[fusion].append(time.perf_counter() - start)
-        result[task] = {f: statistics.median(v) for f, v in samples.items()}
+                if x.is_cuda:
+                    torch.cuda.synchronize()
+            return run
+
+        calls = {label: call(net) for label, net in nets.items()}
+        for run in calls.values():
+            run()  # warm-up
+        result[task] = _grouped_medians(calls, task_repeats)
     return result
 
 
@@ -217,9 +231,9 @@ def loading_times(bundle: Path, n_cases: int = 12) -> Dict[str, float]:
 
 
 def _ratio_rows(values: Dict[str, float], unit: str, digits: int, targets: Dict[str, float]) -> List[str]:
-    base = values["none"]
     rows = []
     for label in LABELS:
+        base = values.get("none (paper group)", values["none"]) if label.startswith("paper") else values["none"]
         ratio = values[label] / base
         target = f"<= {targets[label]:.2f} {'yes' if ratio <= targets[label] else '**no**'}" if label in targets else ""
         rows.append(f"| {label} | {values[label]:.{digits}f} {unit} | {ratio:.3f} | {target} |")
@@ -237,7 +251,8 @@ def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), b
     torch.set_num_threads(max(1, torch.get_num_threads()))
     lines = [f"device: {_device()}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
              f"backbone MONAI UNet (16,32,64,128), public API (split included), paper layout with fuse=concat "
-             f"and 8 branch features, medians over {repeats} repeats interleaved across models"]
+             f"and 8 branch features, medians over {repeats} repeats; times in two groups (v2 models with none, "
+             f"paper models with none), a new order each repeat, each ratio against its own group's none"]
     size = tuple(train_size)
     shape = "x".join(map(str, size))
     lines += _table(f"Train step (batch 2, {shape}, DiceCE, Adam)", train_step_times(size, repeats), "s",

@@ -156,7 +156,7 @@ def export(out: str, dest: str, task: Optional[str] = None) -> str:
 
 
 def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_b: Optional[str] = None,
-            arch_a: Optional[str] = None, arch_b: Optional[str] = None) -> str:
+            arch_a: Optional[str] = None, arch_b: Optional[str] = None, seed: Optional[int] = None) -> str:
     """Paired bootstrap CI of mean test Dice between two sweeps' runs on the same test cases (A minus B).
 
     Args:
@@ -164,11 +164,13 @@ def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_
         n_train: training-set size of the runs to compare ("all" for the full train part).
         fusion_a, fusion_b: FD mode on each side (fusion_b defaults to fusion_a).
         arch_a, arch_b: layer layout on each side (v2 or paper; default: any), e.g. to compare layouts in one sweep.
+        seed: compare the runs of this seed only (default: each side averaged over all its seeds).
     """
     from .sweep import compare_runs
 
     n = None if str(n_train) == "all" else int(n_train)
-    return compare_runs(Path(a), Path(b), n, str(fusion_a), str(fusion_b or fusion_a), arch_a, arch_b)
+    return compare_runs(Path(a), Path(b), n, str(fusion_a), str(fusion_b or fusion_a), arch_a, arch_b,
+                        None if seed is None else int(seed))
 
 
 def contrast(task: str = "red_nucleus", n: int = 6) -> Dict[str, float]:

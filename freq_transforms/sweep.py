@@ -241,14 +241,15 @@ def export_records(out: Path, dest: Path, task: str) -> Path:
 
 
 def compare_runs(a: Path, b: Path, n_train: Optional[int], fusion_a: str, fusion_b: str,
-                 arch_a: Optional[str] = None, arch_b: Optional[str] = None) -> str:
+                 arch_a: Optional[str] = None, arch_b: Optional[str] = None, seed: Optional[int] = None) -> str:
     """Paired bootstrap of mean test Dice, sweep ``a`` (``fusion_a``) minus sweep ``b`` (``fusion_b``), same n.
 
     For ablations run as separate sweeps (e.g. ``centered=False`` against the default) or layouts in one
-    sweep (``arch_a="v2", arch_b="paper"``); each case's Dice is first averaged over the seeds of its side."""
+    sweep (``arch_a="v2", arch_b="paper"``); each case's Dice is first averaged over the seeds of its side
+    (``seed``: that seed only, on both sides)."""
     def records(out: Path, fusion: str, arch: Optional[str]) -> List[Dict[str, Any]]:
         found = [r for r in load_records(out) if r["n_train"] == n_train and r["fusion"] == fusion
-                 and (arch is None or _arch_of(r) == arch)]
+                 and (arch is None or _arch_of(r) == arch) and (seed is None or r["seed"] == seed)]
         if not found:
             raise ValueError(f"no finished run with n_train={n_train}, fusion={fusion}"
                              f"{'' if arch is None else f', arch={arch}'} under {out}")

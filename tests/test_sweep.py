@@ -141,3 +141,19 @@ def test_fd_minus_none_pairs_only_the_seeds_both_sides_ran_and_worst_class_shows
     assert text.startswith("10.00 [10.00, 10.00]") and text.endswith("(seeds 0 1)")  # seed 2 of none left out
     lost = [record(0, [0.4] * 3, {"class0": [0.8, 0.8, 0.8], "class1": [0.0, 0.0, 0.0]})]
     assert _worst_class_dice(lost) == 0.0 and _worst_class_dice(fd) is None
+
+
+def test_compare_can_restrict_to_one_seed(tmp_path):
+    import json as _json
+
+    from freq_transforms.sweep import compare_runs
+
+    for name, seed, arch, dice in (("n4_early_s0", 0, "v2", [0.8, 0.6]), ("n4_early_s1", 1, "v2", [0.0, 0.0]),
+                                   ("n4_early_paper_s0", 0, "paper", [0.7, 0.5])):
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        (run / "done.json").write_text(_json.dumps({"n_train": 4, "fusion": "early", "arch": arch, "seed": seed,
+                                                    "files": ["a", "b"], "dice": dice, "hd95": [1.0, 1.0],
+                                                    "val_dice": 0.5, "train_part": 8}))
+    same = compare_runs(tmp_path, tmp_path, 4, "early", "early", "v2", "paper", seed=0)
+    assert "A - B 10.00 [10.00, 10.00]" in same  # seed 1 of v2 left out
