@@ -8,16 +8,20 @@ from pathlib import Path
 from freq_transforms.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+SMALL_UNET = "'backbone_kwargs': {'channels': [8, 16, 32], 'strides': [2, 2], 'num_res_units': 1}"
+
+
+def _sweep_cmd(bundle: str, data: Path, out: Path, *args: str, overrides: str) -> list:
+    return [sys.executable, "-m", "freq_transforms", "sweep", "--bundle", str(ROOT / "bundles" / bundle),
+            "--dataset_dir", str(data), "--out", str(out), *args, "--epochs", "1", "--overrides",
+            "{'val_interval': 1, 'spatial_size': [32, 32, 24], 'num_workers': 0, " + overrides + SMALL_UNET + "}"]
 
 
 def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=8, seed=4, progress=False)
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "freq_transforms", "sweep", "--bundle", str(ROOT / "bundles" / "hippocampus_mri_fd_segmentation"),
-           "--dataset_dir", str(data), "--out", str(out), "--n_train", "2,3,99", "--fusion", "none,late", "--seeds", "0",
-           "--arch", "v2", "--epochs", "1", "--overrides",
-           "{'val_interval': 1, 'spatial_size': [32, 32, 24], 'num_workers': 0, 'split_ratio': [6, 1, 1],"
-           " 'backbone_kwargs': {'channels': [8, 16, 32], 'strides': [2, 2], 'num_res_units': 1}}"]
+    cmd = _sweep_cmd("hippocampus_mri_fd_segmentation", data, out, "--n_train", "2,3,99", "--fusion", "none,late",
+                     "--seeds", "0", "--arch", "v2", overrides="'split_ratio': [6, 1, 1], ")
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     failures = json.loads((out / "failures.json").read_text())
@@ -70,11 +74,8 @@ def test_cross_validation_tests_every_case_once_keeps_duplicates_together_and_po
     meta["training"].append({"image": "./imagesTr/heart_copy.nii.gz", "label": "./labelsTr/heart_000.nii.gz"})
     (data / "dataset.json").write_text(json.dumps(meta))
     out = tmp_path / "cv"
-    cmd = [sys.executable, "-m", "freq_transforms", "sweep", "--bundle", str(ROOT / "bundles" / "heart_mri_fd_segmentation"),
-           "--dataset_dir", str(data), "--out", str(out), "--n_train", "2", "--fusion", "none,early", "--seeds", "0",
-           "--folds", "3", "--epochs", "1", "--overrides",
-           "{'val_interval': 1, 'spatial_size': [32, 32, 24], 'num_workers': 0, 'check_data': False,"
-           " 'backbone_kwargs': {'channels': [8, 16, 32], 'strides': [2, 2], 'num_res_units': 1}}"]
+    cmd = _sweep_cmd("heart_mri_fd_segmentation", data, out, "--n_train", "2", "--fusion", "none,early", "--seeds", "0",
+                     "--folds", "3", overrides="'check_data': False, ")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "failures.json").read_text()) == {}
