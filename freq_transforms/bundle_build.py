@@ -7,7 +7,8 @@ The source folder (``bundle_source/`` in the repository) holds:
 * ``readme_template.md``: the bundle README, with ``${name}`` placeholders (``string.Template``);
 * ``data_license/<kind>.txt`` and ``no_weights.md`` (the "Expected results" of a bundle without weights);
 * ``tasks/<bundle name>.json``: one file per bundle: its version and changelog, labels, spatial size, split,
-  defaults (fusion, arch, intensity) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
+  defaults (fusion, arch, intensity; optionally ``augment`` and ``epochs``, the recipe of shipped weights) with
+  the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
   ``expected_results_file`` (Markdown beside it).
 
 A task's values replace the keys of the same name in each shared config that has them; metadata and README
@@ -27,7 +28,8 @@ from .data import atomic_write_text
 __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 
 # keys of the shared configs that a task sets (where a config has them)
-TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity")
+TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity",
+             "augment", "epochs")
 CONFIGS = ("train", "evaluate", "inference", "multi_gpu_train")
 INTENSITY_WORDS = {"paper": "min-max per image, as in the paper", "ct_window": "Hounsfield window -57..164 HU, clipped",
                    "percentile": "0.5-99.5 percentiles of each image, clipped"}
@@ -52,7 +54,7 @@ def _configs(source: Path, task: Dict[str, Any]) -> Dict[str, str]:
     files = {}
     for name in CONFIGS:
         config = json.loads((source / "configs" / f"{name}.json").read_text())
-        config.update({key: task[key] for key in TASK_KEYS if key in config})
+        config.update({key: task[key] for key in TASK_KEYS if key in config and key in task})
         files[f"configs/{name}.json"] = json.dumps(config, indent=4) + "\n"
     return files
 
@@ -80,11 +82,14 @@ def _metadata(source: Path, name: str, task: Dict[str, Any]) -> Dict[str, Any]:
 
 def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> str:
     labels = task["labels"]
+    train = json.loads((source / "configs" / "train.json").read_text())
+    recipe = {key: json.dumps(task.get(key, train[key])) for key in ("epochs", "augment")}
     results = task_dir / task["expected_results_file"] if "expected_results_file" in task else source / "no_weights.md"
     values = {"name": name, "labels": ", ".join(f"{i} {n}" for i, n in enumerate(labels)),
               "labels_no_bg": ", ".join(f"{n} = {i}" for i, n in enumerate(labels) if i > 0),
               "size": "x".join(str(s) for s in task["spatial_size"]), "spatial_size": str(task["spatial_size"]),
               "ratio": "/".join(str(r) for r in task["split_ratio"]), "expected_results": results.read_text().strip(),
+              **recipe,
               **{key: task[key] for key in ("title", "task", "dataset_dir", "data_source", "fusion", "arch",
                                             "intensity", "intensity_note", "defaults_note")}}
     return Template((source / "readme_template.md").read_text()).substitute(values)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from freq_transforms.networks import recorded_settings
 from freq_transforms.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,15 +228,18 @@ def test_ckpt_export_other_fusions(name, fusion, arch, tmp_path):
 
 
 def test_inference_with_a_checkpoint_of_another_layout_names_the_override(tmp_path):
-    """The shipped hippocampus weights are of arch=paper: asking for v2 stops with one line, no traceback hunt."""
+    """Asking for the other layout than the shipped weights' stops with one line, no traceback hunt."""
     bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+    state = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
+    trained = recorded_settings(state)["arch"]
+    other = {"v2": "paper", "paper": "v2"}[trained]
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=3, seed=5, progress=False)
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
-           "--input_dir", str(data / "imagesTr"), "--output_dir", str(tmp_path / "out"), "--arch", "v2"]
+           "--input_dir", str(data / "imagesTr"), "--output_dir", str(tmp_path / "out"), "--arch", other]
     result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    line = ("checkpoint models/model.pt does not fit the configured network: it was trained with arch='paper', "
-            "the config says arch='v2': pass --arch paper")
+    line = (f"checkpoint models/model.pt does not fit the configured network: it was trained with arch='{trained}', "
+            f"the config says arch='{other}': pass --arch {trained}")
     assert f"ERROR - {line}" in result.stdout + result.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
