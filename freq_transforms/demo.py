@@ -18,9 +18,10 @@ from .sweep import train_and_evaluate
 __all__ = ["run_demo", "bundle_default", "REAL_DATA_SUMMARY"]
 
 # What the real-data grids in docs/results.md show, in one line; printed under the demo's phantom table.
-REAL_DATA_SUMMARY = ("On real data (docs/results.md) FD has not beaten the plain UNet: early fusion v2 matches it "
-                     "(hippocampus n = 4: +0.05 [-0.20, 0.31] Dice points; heart, 4-fold CV: -0.46 [-1.58, 0.72]), "
-                     "late fusion v2 keeps every class but trails it (hippocampus: -2.24 [-2.88, -1.57]).")
+REAL_DATA_SUMMARY = ("On real data (docs/results.md) FD v2 is mostly level with the plain UNet: early fusion "
+                     "v2 hippocampus n = 4: +0.05 [-0.20, 0.31] Dice points, heart 4-fold CV n = 4: +0.17 [-0.47, 0.83], "
+                     "n = 8: +2.43 [0.99, 4.25]; late fusion v2 keeps every class but trails it on hippocampus "
+                     "(n = 4: -2.24 [-2.88, -1.57]).")
 
 
 def bundle_default(bundle: Path, key: str) -> object:

@@ -287,18 +287,24 @@ def test_torchrun_two_process_cpu(tmp_path, cases, val_cases):
     assert single == pytest.approx(best, abs=1e-5)
 
 
-def test_shipped_hippocampus_weights_load_into_the_default_network():
-    """The bundle ships real-data weights: they fit inference.json's defaults and metadata reports their metrics."""
+@pytest.mark.parametrize("name", ["hippocampus_mri_fd_segmentation", "heart_mri_fd_segmentation"])
+def test_shipped_weights_load_into_the_default_network(name):
+    """Bundles with real-data weights: they fit inference.json's defaults (layers and the spatial size they were
+    trained at) and metadata reports their metrics."""
     from monai.bundle import ConfigParser
 
-    bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+    bundle = ROOT / "bundles" / name
     weights = bundle / "models" / "model.pt"
     assert weights.is_file() and weights.stat().st_size < 10 * 2**20  # "small: a few MB"
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     net = parser.get_parsed_content("network_def")
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+    size = parser.get_parsed_content("spatial_size")
+    assert recorded_settings(state)["spatial_size"] == list(size)
     with torch.no_grad():
-        assert net.eval()(torch.rand(1, 1, 64, 64, 48)).shape == (1, 3, 64, 64, 48)
+        out = net.eval()(torch.rand(1, 1, *size))
+    assert out.shape == (1, parser.get_parsed_content("num_classes"), *size)
     metrics = json.loads((bundle / "configs" / "metadata.json").read_text())["eval_metrics"]
     assert 0 < metrics["test_mean_dice"] <= 1 and metrics["test_cases"] > 0
