@@ -183,11 +183,14 @@ class FrequencySplit(nn.Module):
 
     @torch.jit.export
     def stacked(self, x: torch.Tensor) -> torch.Tensor:
-        """``torch.cat(self(x), dim=1)``, the ``[low, high]`` channels, written in place (no extra copies)."""
+        """``torch.cat(self(x), dim=1)``, the ``[low, high]`` channels, written in place (no extra copies) unless a
+        gradient must flow to the input or a learnable cutoff."""
         x = x.float()
         low = self._float32_low(x)
         channels = x.shape[1]
         out = torch.empty([x.shape[0], 2 * channels] + list(x.shape[2:]), dtype=torch.float32, device=x.device)
+        if torch.is_grad_enabled() and (x.requires_grad or low.requires_grad):
+            return torch.cat([low, x - low], dim=1)  # autograd cannot differentiate through out=
         out[:, :channels] = low
         torch.sub(x, low, out=out[:, channels:])
         return out
@@ -242,11 +245,33 @@ class FrequencyBranches(nn.Module):
         return both[:, : self.features], both[:, self.features:]
 
 
-def linear_upsampling_matrix(coarse: int, full: int, device: torch.device) -> torch.Tensor:
-    """``(coarse, full)`` matrix of 1-D linear interpolation (``align_corners=False``): applied along every
-    axis it is exactly ``F.interpolate(..., mode="trilinear")``, as thin matrix products."""
-    eye = torch.eye(coarse, device=device)[None]
-    return F.interpolate(eye, size=[full], mode="linear", align_corners=False)[0]
+def cell_centres(size: int, stride: int, device: torch.device) -> torch.Tensor:
+    """Centres of the cells ``avg_pool(kernel=stride, ceil_mode=True)`` averages over an axis of ``size`` voxels
+    (the last cell may be partial): ``(start + end - 1) / 2`` for cells ``[k * stride, min((k + 1) * stride, size))``."""
+    starts = torch.arange(0, size, stride, device=device, dtype=torch.float32)
+    ends = torch.clamp(starts + stride, max=float(size))
+    return (starts + ends - 1.0) / 2.0
+
+
+def linear_interpolation_matrix(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``(len(source), len(target))`` matrix of 1-D linear interpolation from values at the increasing positions
+    ``source`` to the positions ``target`` (held constant beyond the first and last source position).
+
+    ``F.interpolate`` places coarse samples on a uniform grid (``align_corners=False``: sample ``i`` at
+    ``(i + 0.5) * full / coarse - 0.5``); this takes any positions, so samples and pooled cells can agree on
+    where they are, partial edge cells included.
+    """
+    count = source.shape[0]
+    matrix = torch.zeros(count, target.shape[0], device=target.device, dtype=torch.float32)
+    columns = torch.arange(target.shape[0], device=target.device)
+    if count == 1:
+        return matrix + 1.0
+    clamped = torch.clamp(target, min=float(source[0]), max=float(source[-1]))
+    left = torch.clamp(torch.searchsorted(source, clamped, right=True) - 1, min=0, max=count - 2)
+    weight = (clamped - source[left]) / (source[left + 1] - source[left])
+    matrix.index_put_((left, columns), 1.0 - weight, accumulate=True)
+    matrix.index_put_((left + 1, columns), weight, accumulate=True)
+    return matrix
 
 
 class LowFrequencyCorrection(nn.Module):
@@ -254,7 +279,9 @@ class LowFrequencyCorrection(nn.Module):
 
     The low part holds only frequencies below ``cutoff / 2`` cycles per voxel, so its samples on a grid
     ``stride`` times coarser (``stride <= 1 / cutoff``) keep all of it. There, conv-norm-LeakyReLU layers
-    read it together with the backbone's class probabilities (of the average-pooled logits); a 1x1 conv
+    read it together with the backbone's class probabilities (of the average-pooled logits); the low part is
+    sampled at the centres of the pooled cells, and the correction is interpolated back from those centres,
+    so every value is used where it was taken. A 1x1 conv
     whose weights start at zero maps them to per-class corrections, upsampled (trilinear, separable) and
     added to the backbone's logits. At initialisation the correction is exactly zero, so a late-fusion
     network starts as its backbone and the low band can only add what helps.
@@ -289,14 +316,27 @@ class LowFrequencyCorrection(nn.Module):
             return F.avg_pool3d(x, self.stride, ceil_mode=True)
         return F.avg_pool2d(x, self.stride, ceil_mode=True)
 
+    def sample(self, low: torch.Tensor) -> torch.Tensor:
+        """``low`` at the centres of the pooled cells (linear interpolation between the two nearest voxels):
+        band-limited, so these samples keep it, and they sit where the pooled probabilities do."""
+        dims = list(range(2, low.dim()))
+        matrices = [linear_interpolation_matrix(torch.arange(low.shape[d], device=low.device, dtype=torch.float32),
+                                                cell_centres(low.shape[d], self.stride, low.device)) for d in dims]
+        return apply_along_axes(low, matrices, dims, last_first=True)
+
     def forward(self, low: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         probabilities = torch.softmax(self._pool(logits), dim=1)
-        samples = low.to(logits.dtype)
-        for d in range(2, low.dim()):  # band-limited: plain subsampling loses nothing (one sample per pooled cell)
-            samples = torch.index_select(samples, d, torch.arange(0, low.shape[d], self.stride, device=low.device))
+        samples = self.sample(low.to(logits.dtype))
         correction = self.out(self.body(torch.cat([samples, probabilities], dim=1)))
+        return self.upsample_add(correction, logits)
+
+    def upsample_add(self, correction: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` plus ``correction`` (one value per pooled cell) interpolated linearly from the cell centres
+        to every voxel."""
         dims = list(range(2, logits.dim()))
-        matrices = [linear_upsampling_matrix(correction.shape[d], logits.shape[d], logits.device) for d in dims]
+        matrices = [linear_interpolation_matrix(cell_centres(logits.shape[d], self.stride, logits.device),
+                                                torch.arange(logits.shape[d], device=logits.device,
+                                                             dtype=torch.float32)) for d in dims]
         # every axis but the last, then the last one fused with the addition (one pass over full-size memory)
         correction = apply_along_axes(correction, matrices[:-1], dims[:-1]).contiguous()
         last = matrices[-1].to(logits.dtype)

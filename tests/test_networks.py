@@ -1,3 +1,4 @@
+import math
 import pytest
 import torch
 from torch import nn
@@ -74,15 +75,39 @@ def test_v2_late_low_branch_learns_and_reaches_the_logits():
     assert net.correction.stride == 8  # <= 1 / cutoff: the low band is sampled without loss
 
 
-def test_v2_late_upsampling_is_trilinear():
-    from freq_transforms.fourier import apply_along_axes
-    from freq_transforms.networks import linear_upsampling_matrix
+def _ramp(size, axis):
+    shape = [1, 1] + [1] * len(size)
+    shape[2 + axis] = size[axis]
+    return torch.arange(size[axis], dtype=torch.float32).view(shape).expand(1, 1, *size).contiguous()
 
-    coarse = torch.rand(2, 3, 5, 4, 3)
-    size = (37, 30, 24)
-    matrices = [linear_upsampling_matrix(c, f, coarse.device) for c, f in zip(coarse.shape[2:], size)]
-    want = nn.functional.interpolate(coarse, size=size, mode="trilinear", align_corners=False)
-    torch.testing.assert_close(apply_along_axes(coarse, matrices, [2, 3, 4]), want)
+
+@pytest.mark.parametrize("size", [(32, 24, 16), (37, 30, 21)])
+def test_v2_late_samples_the_low_part_where_probabilities_are_pooled(size):
+    """A ramp sampled by the head equals the ramp average-pooled into its cells: both sit at the cell centres
+    (partial edge cells too). Sampling voxels 0, 8, 16 against cells centred at 3.5, 11.5 fails this."""
+    from freq_transforms.networks import LowFrequencyCorrection
+
+    head = LowFrequencyCorrection(3, in_channels=1, classes=2, stride=8)
+    for axis in range(3):
+        ramp = _ramp(size, axis)
+        torch.testing.assert_close(head.sample(ramp), head._pool(ramp))
+
+
+@pytest.mark.parametrize("size", [(32, 24, 16), (37, 30, 21)])
+def test_v2_late_correction_lands_where_it_was_taken(size):
+    """A correction equal to a ramp's cell averages, interpolated back, is that ramp at every voxel between the
+    first and last cell centres: the value arriving at voxel 20 is the one taken at voxel 20."""
+    from freq_transforms.networks import LowFrequencyCorrection, cell_centres
+
+    head = LowFrequencyCorrection(3, in_channels=1, classes=2, stride=8)
+    for axis in range(3):
+        ramp = _ramp(size, axis)
+        back = head.upsample_add(head._pool(ramp), torch.zeros_like(ramp))
+        centres = cell_centres(size[axis], 8, ramp.device)
+        inside = slice(int(math.ceil(float(centres[0]))), int(math.floor(float(centres[-1]))) + 1)
+        index = [slice(None)] * 5
+        index[2 + axis] = inside
+        torch.testing.assert_close(back[tuple(index)], ramp[tuple(index)])
 
 
 @pytest.mark.parametrize("arch", ARCHS)
