@@ -23,7 +23,7 @@ from pathlib import Path
 from string import Template
 from typing import Any, Dict, List, Optional
 
-from .data import atomic_write_text
+from .atomic import atomic_write_text
 
 __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 
@@ -71,11 +71,12 @@ def _metadata(source: Path, name: str, task: Dict[str, Any]) -> Dict[str, Any]:
     meta["image_classes"] = (f"single channel {task['modality']} image, scaled to [0, 1] "
                              f"({INTENSITY_WORDS[task['intensity']]}) and resized to {size[0]}x{size[1]}x{size[2]}")
     meta["label_classes"] = "single channel labels: " + ", ".join(f"{i} is {n}" for i, n in enumerate(labels))
-    meta["pred_classes"] = (f"{len(labels)} channels (softmax logits): "
-                            + ", ".join(f"channel {i} is {n}" for i, n in enumerate(labels)))
+    meta["pred_classes"] = (f"{len(labels)} channels of unnormalised class scores (logits, unbounded, hence no "
+                            "value_range; softmax gives class probabilities and argmax the label map, as "
+                            "inference.json does): " + ", ".join(f"channel {i} is {n}" for i, n in enumerate(labels)))
     image, pred = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
     image.update({"format": task["format"], "modality": task["modality"], "spatial_shape": size})
-    pred.update({"num_channels": len(labels), "spatial_shape": size,
+    pred.update({"format": "logits", "value_range": [], "num_channels": len(labels), "spatial_shape": size,
                  "channel_def": {str(i): n for i, n in enumerate(labels)}})
     return meta
 

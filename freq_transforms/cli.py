@@ -14,7 +14,6 @@ import fire
 
 from .data import DataError, make_split
 
-REPO_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 
 
 def _as_list(values) -> List:
@@ -69,11 +68,11 @@ def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_inte
         epochs, val_interval: training length (minutes on 2 CPU cores with the defaults).
         fusions: FD modes to compare, e.g. none,early,late (default: none and the bundle's default FD mode).
         seed: training seed.
-        bundle: bundle folder (default: this checkout's hippocampus bundle).
+        bundle: bundle folder (default: the hippocampus bundle installed with the package).
     """
     from .demo import run_demo
 
-    bundle_dir = Path(bundle) if bundle else REPO_BUNDLES / "hippocampus_mri_fd_segmentation"
+    bundle_dir = Path(bundle) if bundle else bundle_dir_of("hippocampus_mri_fd_segmentation")
     return str(run_demo(Path(out), bundle_dir, n_cases, epochs, val_interval, _as_list(fusions) if fusions else None,
                         seed))
 
@@ -101,12 +100,12 @@ def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optio
         repeats: repeats per measurement (medians are printed).
         train_size: network input size of the train-step measurement.
         out: also write the Markdown report there (e.g. docs/benchmarks.md).
-        bundle: bundle whose preprocessing is timed (default: this checkout's hippocampus bundle).
+        bundle: bundle whose preprocessing is timed (default: the hippocampus bundle installed with the package).
     """
     from .bench import run_benchmarks
-    from .data import atomic_write_text
+    from .atomic import atomic_write_text
 
-    bundle_dir = Path(bundle) if bundle else REPO_BUNDLES / "hippocampus_mri_fd_segmentation"
+    bundle_dir = Path(bundle) if bundle else bundle_dir_of("hippocampus_mri_fd_segmentation")
     size = [int(s) for s in _as_list(train_size)]
     report = run_benchmarks(repeats, size, bundle_dir if bundle_dir.is_dir() else None)
     if out:

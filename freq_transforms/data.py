@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -15,11 +14,12 @@ import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
+from .atomic import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["DataError", "load_msd_datalist", "image_fingerprint", "participant_groups", "split_datalist",
-           "fold_assignment", "make_split", "bundle_split", "image_list", "bundle_image_list", "atomic_write_text",
-           "publish",
+           "fold_assignment", "make_split", "bundle_split", "image_list", "bundle_image_list", "load_voxels",
            "NAN_POLICIES", "check_case", "check_datalist", "checked_datalist", "move_files"]
 
 NAN_POLICIES = ("error", "zero")
@@ -30,29 +30,6 @@ Item = Dict[str, str]
 
 class DataError(ValueError):
     """Bad dataset input; the message names the file or key at fault."""
-
-
-def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Rename a finished temp file onto ``path`` with ordinary permissions (mkstemp makes it 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _read_dataset_json(dataset_dir: Path) -> Dict[str, Any]:
@@ -230,6 +207,11 @@ def _voxels(image: nib.Nifti1Image, path: str) -> np.ndarray:
         return np.asanyarray(image.dataobj)
     except Exception as err:  # truncated or corrupt gzip streams fail only when the voxels are read
         raise DataError(f"{path} is corrupt or truncated ({type(err).__name__}: {err})") from None
+
+
+def load_voxels(path: str) -> np.ndarray:
+    """The voxels of a NIfTI file, or :class:`DataError` naming the file when it cannot be read."""
+    return _voxels(_load_nifti(path), path)
 
 
 def check_case(image_path: str, label_path: Optional[str] = None, num_classes: Optional[int] = None,

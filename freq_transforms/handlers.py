@@ -1,4 +1,6 @@
-"""Ignite handlers for the bundles: atomic best-model saving and kill-safe resumption."""
+"""Ignite handlers for the bundles: best-model and resume checkpoints (ignite's ``Checkpoint`` and ``DiskSaver``)
+with what those do not do (the settings record in ``model.pt``, bit-exact resume with every random state, no moment
+without a ``model.pt``), validation schedule and per-class metrics."""
 
 from __future__ import annotations
 
@@ -7,57 +9,40 @@ import logging
 import os
 import random
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
+import ignite.distributed as idist
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import ValidationHandler
 
-from .data import publish
-from .networks import RECORD_KEY, _json_like, describe_mismatch, recorded_settings
+from .checkpoint import RecordedWeights, WeightsLoader, load_weights, recorded_settings, unwrap, weights_with_record
 
-__all__ = ["atomic_torch_save", "is_main_process", "local_rank", "distributed_device", "unwrap", "recorded_settings",
-           "weights_with_record",
-           "load_weights", "CheckpointLoader", "BestModelSaver",
-           "class_dice_metrics", "ValidationMetricsCSV", "set_aside_previous_weights", "RandomStates",
-           "ResumeCheckpoint",
-           "PeriodicValidation", "SaveIfNeverValidated", "leave_process_group"]
+__all__ = ["distributed_device", "unwrap", "recorded_settings", "weights_with_record", "load_weights", "WeightsLoader",
+           "OverwritingDiskSaver", "BestModelSaver", "class_dice_metrics", "ValidationMetricsCSV",
+           "set_aside_previous_weights", "RandomStates", "ResumeCheckpoint", "PeriodicValidation",
+           "SaveIfNeverValidated", "leave_process_group"]
 
 logger = logging.getLogger(__name__)
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temp file in the same folder, then rename: a kill never leaves a truncated file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        publish(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def is_main_process() -> bool:
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
-        torch.distributed.get_rank() == 0
-
-
-def local_rank() -> int:
-    """This process's GPU index on its node: ``LOCAL_RANK`` as set by torchrun (0 when unset). The global
-    rank names a GPU only on the first node."""
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
 def distributed_device() -> torch.device:
-    """The device of this rank: ``cuda:<LOCAL_RANK>`` where CUDA is available, else the CPU."""
-    return torch.device(f"cuda:{local_rank()}") if torch.cuda.is_available() else torch.device("cpu")
+    """The device of this rank: ``cuda:<LOCAL_RANK>`` where CUDA is available, else the CPU.
+
+    ``ignite.distributed.device()`` answers the CPU for a gloo group even where CUDA is available, and its local
+    rank is known only once a process group exists; torchrun sets ``LOCAL_RANK`` before (the global rank names a
+    GPU only on the first node).
+    """
+    rank = idist.get_local_rank() if idist.get_world_size() > 1 else int(os.environ.get("LOCAL_RANK", "0"))
+    return torch.device(f"cuda:{rank}") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _is_main_process() -> bool:
+    return idist.get_rank() == 0
 
 
 def leave_process_group() -> None:
@@ -75,72 +60,6 @@ def leave_process_group() -> None:
     gc.collect()
 
 
-def unwrap(network: torch.nn.Module) -> torch.nn.Module:
-    """The module inside DistributedDataParallel / DataParallel, so weights load without ``module.``."""
-    return network.module if isinstance(network, (torch.nn.parallel.DistributedDataParallel,
-                                                  torch.nn.DataParallel)) else network
-
-
-def weights_with_record(network: torch.nn.Module, **extra: Any) -> Dict[str, Any]:
-    """``network``'s ``state_dict`` with the settings that built it (``network.config``, plus ``extra`` such as
-    ``spatial_size``) recorded in the state dict's own metadata. The file stays a plain state dict: MONAI's
-    loaders, MONAI Label and ``load_state_dict`` read it as before and ignore the record."""
-    target = unwrap(network)
-    state = target.state_dict()
-    config = getattr(target, "config", None)
-    if isinstance(config, dict):
-        state._metadata.setdefault("", {})[RECORD_KEY] = _json_like({**config, **extra})
-    return state
-
-
-def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu",
-                 spatial_size: Optional[Sequence[int]] = None) -> Optional[Dict[str, Any]]:
-    """Load a ``state_dict`` file into ``network`` (DDP unwrapped), or stop with one line naming the file and
-    the overrides to pass when it was trained with other settings: read from the settings the file records
-    (:func:`weights_with_record`), or for older files inferred from its layer shapes (``arch`` / ``fusion`` /
-    ``fuse``). A different ``spatial_size`` than the one trained at is logged as a warning. Returns the record."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: train first or point bundle_root at a bundle with weights")
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    target = unwrap(network)
-    record = recorded_settings(state)
-    problem = describe_mismatch(target, state)
-    if problem is not None:
-        message = f"checkpoint {path} does not fit the configured network: {problem}"
-        logger.error(message)
-        raise ValueError(message)
-    target.load_state_dict(state)
-    trained_at = (record or {}).get("spatial_size")
-    if trained_at and spatial_size is not None and list(trained_at) != list(spatial_size):
-        logger.warning(f"checkpoint {path} was trained at spatial_size {list(trained_at)}, the config says "
-                       f"{list(spatial_size)}: pass --spatial_size \"{list(trained_at)}\" to match it")
-    return record
-
-
-class CheckpointLoader:
-    """MONAI's ``CheckpointLoader`` for a bundle's ``models/model.pt`` with a one-line mismatch error.
-
-    Call it with the engine (``"$@checkpointloader(@evaluator)"``) or attach it (loads when the engine
-    starts). A checkpoint trained with another ``arch``/``fusion``/``fuse`` stops with the override to pass.
-    """
-
-    def __init__(self, load_path: str, network: torch.nn.Module, map_location: Any = "cpu",
-                 spatial_size: Optional[Sequence[int]] = None) -> None:
-        self.load_path, self.network, self.map_location = load_path, network, map_location
-        self.spatial_size = spatial_size
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self)
-
-    def __call__(self, engine: Optional[Engine] = None) -> None:
-        record = load_weights(self.network, self.load_path, self.map_location, self.spatial_size)
-        version = (record or {}).get("freq_transforms_version")
-        logger.info(f"loaded {self.load_path}" + (f" (trained with freq_transforms {version})" if version else ""))
-
-
 def set_aside_previous_weights(ckpt_dir: str, resume: bool = True) -> Optional[Path]:
     """Before a training run starts afresh, keep ``model.pt`` of ``ckpt_dir`` in ``ckpt_dir/previous/<time>/``
     (a copy: the file stays where it is until the run saves its own, so MONAI Label can fine-tune from it)
@@ -150,7 +69,7 @@ def set_aside_previous_weights(ckpt_dir: str, resume: bool = True) -> Optional[P
     or on ranks other than 0. Returns the folder the files went to, or ``None``.
     """
     ckpt = Path(ckpt_dir)
-    if not is_main_process() or (resume and (ckpt / "resume.pt").is_file()):
+    if not _is_main_process() or (resume and (ckpt / "resume.pt").is_file()):
         return None
     weights, export = ckpt / "model.pt", ckpt / "model.ts"
     if not weights.is_file() and not export.is_file():
@@ -216,12 +135,12 @@ class ValidationMetricsCSV:
         for name, value in metrics.items():
             if name.startswith("val_dice_") and value == 0.0:
                 logger.warning(f"{name} is 0 at epoch {epoch}: that class is not predicted where it is")
-        if not is_main_process():
+        if not _is_main_process():
             return
         self.rows.append({"epoch": epoch, **metrics})
         columns = ["epoch"] + sorted({k for row in self.rows for k in row} - {"epoch"})
         lines = [",".join(columns)] + [",".join(str(row.get(c, "")) for c in columns) for row in self.rows]
-        from .data import atomic_write_text
+        from .atomic import atomic_write_text
 
         atomic_write_text(self.path, "\n".join(lines) + "\n")
 
@@ -232,11 +151,31 @@ class ValidationMetricsCSV:
         self.rows = list(state["rows"])
 
 
-class BestModelSaver:
-    """Save the network's ``state_dict`` atomically whenever the evaluator's key metric improves.
+class OverwritingDiskSaver(DiskSaver):
+    """ignite's ``DiskSaver`` (atomic, rank 0 only) under one fixed file name that it overwrites in place.
 
-    Attach to the validation evaluator (``val_handlers``). ``state_dict``/``load_state_dict`` carry the
-    best value so that a resumed run does not overwrite a better model with a worse one.
+    ignite's ``Checkpoint`` removes the file it is about to replace before saving the new one; under a fixed
+    name (``model.pt``, what inference loads) that would leave a moment with no weights at all. Here the old file
+    stays until the atomic rename replaces it.
+    """
+
+    def __init__(self, dirname: str, filename: str) -> None:
+        super().__init__(dirname, atomic=True, create_dir=True, require_empty=False)
+        self.filename = filename
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Optional[Mapping] = None) -> None:
+        super().__call__(checkpoint, self.filename, metadata)
+
+    def remove(self, filename: str) -> None:
+        """Nothing to remove: the next save replaces the file atomically."""
+
+
+class BestModelSaver(Checkpoint):
+    """ignite ``Checkpoint`` of the network's weights (with their settings record) to ``save_dir/filename``
+    whenever the evaluator's key metric improves; its ``state_dict`` carries the best score, so a resumed run
+    does not overwrite a better model with a worse one.
+
+    Attach to the validation evaluator (``val_handlers``).
 
     Args:
         save_dir: folder of the model file.
@@ -244,46 +183,41 @@ class BestModelSaver:
         metric_name: the evaluator metric to maximise (default: its key metric).
         filename: model file name (``model.pt``, what inference.json loads).
         record: settings to keep in the file beside the network's own (e.g. ``spatial_size``, bundle version);
-            see :func:`weights_with_record`.
+            see :func:`freq_transforms.checkpoint.weights_with_record`.
     """
 
     def __init__(self, save_dir: str, network: torch.nn.Module, metric_name: Optional[str] = None,
                  filename: str = "model.pt", record: Optional[Mapping[str, Any]] = None) -> None:
         self.path = Path(save_dir) / filename
-        self.network = network
-        self.record = dict(record or {})
         self.metric_name = metric_name
-        self.best = float("-inf")
-        self.best_epoch = -1
+        self.weights = RecordedWeights(network, record)
+        super().__init__({"model": self.weights}, OverwritingDiskSaver(save_dir, filename),
+                         score_function=self._score, n_saved=1, filename_pattern=filename)
+
+    def _score(self, engine: Engine) -> float:
+        name = self.metric_name or getattr(engine.state, "key_metric_name", None)
+        if name is None or name not in engine.state.metrics:
+            raise KeyError(f"BestModelSaver: metric {name!r} not computed by the evaluator")
+        return float(engine.state.metrics[name])
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        name = self.metric_name or getattr(engine.state, "key_metric_name", None)
-        if name is None or name not in engine.state.metrics:
-            raise KeyError(f"BestModelSaver: metric {name!r} not computed by the evaluator")
-        value = float(engine.state.metrics[name])
-        epoch = self._trainer_epoch(engine)
-        if value > self.best:
-            self.best, self.best_epoch = value, epoch
-            self.save(f"{name} {value:.4f} at epoch {epoch}")
+        before = self.best
+        super().__call__(engine)
+        if self.best != before:
+            logger.info(f"saved {self.path} (score {self.best:.4f} at epoch {engine.state.epoch})")
+
+    @property
+    def best(self) -> float:
+        """The best score saved so far (``-inf`` before the first)."""
+        return float(self._saved[-1].priority) if self._saved else float("-inf")
 
     def save(self, why: str) -> None:
-        """Write the network's weights to ``path`` now (main process only)."""
-        if is_main_process():
-            atomic_torch_save(weights_with_record(self.network, **self.record), self.path)
-            logger.info(f"saved {self.path} ({why})")
-
-    @staticmethod
-    def _trainer_epoch(engine: Engine) -> int:
-        return int(getattr(engine.state, "epoch", -1))
-
-    def state_dict(self) -> Dict[str, float]:
-        return {"best": self.best, "best_epoch": self.best_epoch}
-
-    def load_state_dict(self, state: Mapping[str, float]) -> None:
-        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        """Write the network's weights to ``path`` now, whatever the score (rank 0 only)."""
+        self.save_handler(self.weights.state_dict(), self.path.name)
+        logger.info(f"saved {self.path} ({why})")
 
 
 def _plain(value: Any) -> Any:
@@ -353,13 +287,13 @@ class RandomStates:
             transform.R.set_state(_numpy_state(saved))
 
 
-class ResumeCheckpoint:
+class ResumeCheckpoint(Checkpoint):
     """Resume training after a crash or kill: the same command continues where the last epoch ended.
 
-    After every trainer epoch it writes ``path`` atomically with each object's ``state_dict`` (model,
-    optimizer, trainer engine, best-model tracker, ...); when the trainer starts and ``path`` exists, it
-    loads them back (``weights_only=True``, ``map_location``) and training continues from the next epoch.
-    When training completes the file is kept renamed to ``<name>.done`` so a later run starts afresh.
+    ignite's ``Checkpoint`` of every object in ``save_dict`` (model, optimizer, trainer engine, best-model saver,
+    random states, ...) to ``path`` after every trainer epoch (atomic, rank 0 only); when the trainer starts and
+    ``path`` exists, ``Checkpoint.load_objects`` puts them back and training continues from the next epoch. When
+    training completes the file is deleted, so a later run starts afresh.
 
     Args:
         path: resume file, e.g. ``models/resume.pt``.
@@ -370,22 +304,15 @@ class ResumeCheckpoint:
 
     def __init__(self, path: str, save_dict: Mapping[str, Any], map_location: Any = "cpu", enabled: bool = True) -> None:
         self.path = Path(path)
-        self.save_dict = dict(save_dict)
         self.map_location = map_location
         self.enabled = enabled
+        super().__init__(dict(save_dict), OverwritingDiskSaver(str(self.path.parent), self.path.name), n_saved=1,
+                         filename_pattern=self.path.name)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.load)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
         engine.add_event_handler(Events.COMPLETED, self.complete)
-
-    def _state(self) -> Dict[str, Any]:
-        return {name: unwrap(obj).state_dict() if isinstance(obj, torch.nn.Module) else obj.state_dict()
-                for name, obj in self.save_dict.items()}
-
-    def save(self, engine: Engine) -> None:
-        if is_main_process():
-            atomic_torch_save(self._state(), self.path)
 
     def load(self, engine: Engine) -> None:
         if not (self.enabled and self.path.is_file()):
@@ -394,20 +321,19 @@ class ResumeCheckpoint:
             state = torch.load(self.path, map_location=self.map_location, weights_only=True)
         except Exception as err:
             raise RuntimeError(f"resume file {self.path} could not be loaded ({err}); delete it to start afresh") from None
+        missing = [name for name in self.to_save if name not in state]
+        if missing:
+            raise KeyError(f"resume file {self.path} has no {missing[0]!r} entry; delete it to start afresh")
         max_epochs = engine.state.max_epochs
-        for name, obj in self.save_dict.items():
-            if name not in state:
-                raise KeyError(f"resume file {self.path} has no {name!r} entry; delete it to start afresh")
-            target = unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
-            target.load_state_dict(state[name])
+        Checkpoint.load_objects(self.to_save, state)
         if engine.state.epoch > max_epochs:
             raise ValueError(f"resume file {self.path} is at epoch {engine.state.epoch}, beyond epochs={max_epochs}")
         engine.state.max_epochs = max_epochs
         logger.warning(f"resumed from {self.path} at epoch {engine.state.epoch} of {max_epochs}")
 
     def complete(self, engine: Engine) -> None:
-        if is_main_process() and self.path.is_file():
-            os.replace(self.path, self.path.with_suffix(self.path.suffix + ".done"))
+        if _is_main_process():
+            self.path.unlink(missing_ok=True)
 
 
 class PeriodicValidation(ValidationHandler):
@@ -446,5 +372,5 @@ class SaveIfNeverValidated:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        if self.saver.best_epoch < 0:
+        if not self.saver._saved:
             self.saver.save(f"final weights after epoch {engine.state.epoch}; no validation ran")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -19,9 +18,8 @@ from .fourier import (MASK_SHAPES, apply_along_axes, apply_low_pass, box_bases, 
 logger = logging.getLogger(__name__)
 
 __all__ = ["FUSIONS", "FUSE_OPS", "ARCHS", "BACKBONE_DEFAULTS", "build_backbone", "backbone_divisor",
-           "input_convs", "split_input_convs", "RECORD_KEY", "recorded_settings", "describe_mismatch",
-           "checkpoint_mismatch", "FrequencySplit", "FrequencyBranches", "LowFrequencyCorrection",
-           "FrequencyDisentangledNet"]
+           "input_convs", "split_input_convs", "FrequencySplit", "FrequencyBranches", "LowFrequencyCorrection",
+           "cell_centres", "linear_interpolation_matrix", "FrequencyDisentangledNet"]
 
 FUSIONS = ("none", "early", "late")
 FUSE_OPS = ("spectral", "concat", "add")
@@ -388,12 +386,13 @@ class FrequencyDisentangledNet(nn.Module):
             ``f(in_channels, out_channels) -> nn.Module``; or a ready module whose channels must fit
             (for ``arch="v2"`` a plain ``in_channels -> out_channels`` backbone, which early fusion adapts).
         in_channels, out_channels: image channels and number of classes.
-        fusion: ``"none"``, ``"early"`` or ``"late"``.
+        fusion: ``"none"``, ``"early"`` (default, as in every bundle) or ``"late"``.
         arch: ``"v2"`` or ``"paper"`` (see above).
         cutoff, mask, centered, axes: the split (see :func:`freq_transforms.fourier.low_pass_mask`).
         features: ``paper``: channels of each branch conv (paper: 8); ``v2`` late: width of the
             low-frequency head.
-        fuse: fusion operator of ``arch="paper"`` (``v2`` has none to choose).
+        fuse: fusion operator of ``arch="paper"`` (default ``"concat"``, as in every bundle; the released code's
+            is ``"spectral"``); ``v2`` has none to choose.
         learnable_cutoff: train the cutoff through a soft sigmoid-edged mask.
         spatial_dims: 2 or 3.
         backbone_kwargs: extra arguments for a named backbone (override the defaults).
@@ -405,7 +404,7 @@ class FrequencyDisentangledNet(nn.Module):
 
     Example::
 
-        >>> net = FrequencyDisentangledNet("UNet", 1, 3, fusion="late")
+        >>> net = FrequencyDisentangledNet("UNet", 1, 3)  # early fusion v2, the bundles' default
         >>> net(torch.rand(1, 1, 33, 47, 29)).shape
         torch.Size([1, 3, 33, 47, 29])
     """
@@ -413,8 +412,8 @@ class FrequencyDisentangledNet(nn.Module):
     __jit_unused_properties__ = ["config"]
 
     def __init__(self, backbone: Backbone = "UNet", in_channels: int = 1, out_channels: int = 2,
-                 fusion: str = "late", cutoff: float = 0.1, mask: str = "box", features: int = 8,
-                 fuse: str = "spectral", learnable_cutoff: bool = False, spatial_dims: int = 3,
+                 fusion: str = "early", cutoff: float = 0.1, mask: str = "box", features: int = 8,
+                 fuse: str = "concat", learnable_cutoff: bool = False, spatial_dims: int = 3,
                  centered: bool = True, axes: Optional[Sequence[int]] = None,
                  backbone_kwargs: Optional[Dict[str, Any]] = None, pad_to_divisible: bool = True,
                  arch: str = "v2") -> None:
@@ -465,11 +464,14 @@ class FrequencyDisentangledNet(nn.Module):
 
     @torch.jit.unused
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
-        """``nn.Module.load_state_dict``; with ``strict``, weights of another ``arch``/``fusion``/``fuse`` (or,
-        where the file records them, other settings such as ``cutoff``) stop with one line naming the overrides
-        to pass, whoever loads them (the bundles, ``monai.bundle ckpt_export``, MONAI Label)."""
+        """``nn.Module.load_state_dict``; with ``strict``, weights trained with other settings that matter (``arch``,
+        ``fusion``, ``cutoff``, ...; :func:`freq_transforms.checkpoint.settings_that_matter`) stop with one line
+        naming the constructor keywords to use, and the bundle overrides, whoever loads them (``monai.bundle
+        ckpt_export``, MONAI Label)."""
         if strict:
-            problem = describe_mismatch(self, state_dict)
+            from .checkpoint import describe_mismatch
+
+            problem = describe_mismatch(self, state_dict, style="python")
             if problem is not None:
                 message = f"the weights do not fit this network: {problem}"
                 logger.error(message)
@@ -542,95 +544,3 @@ class FrequencyDisentangledNet(nn.Module):
         if self.fusion == "early":
             return self._run_backbone(self._fuse(low_features, high_features))
         return self.head(self._fuse(low_features, self._run_backbone(high_features)))
-
-
-RECORD_KEY = "freq_transforms"
-# settings that fix which network a checkpoint belongs to (spatial_size and the bundle version are kept too,
-# for information: a network runs at any size)
-NETWORK_KEYS = ("backbone", "backbone_kwargs", "in_channels", "out_channels", "fusion", "arch", "cutoff", "mask",
-                "features", "fuse", "learnable_cutoff", "spatial_dims", "centered", "axes")
-
-
-def recorded_settings(state: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """The settings :func:`weights_with_record` kept in a loaded state dict (``None`` for older files)."""
-    metadata = getattr(state, "_metadata", None) or {}
-    record = metadata.get("", {}).get(RECORD_KEY)
-    return dict(record) if isinstance(record, dict) else None
-
-
-def _flag_value(value: Any) -> str:
-    """A value as ``python -m monai.bundle run --key VALUE`` takes it."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, dict)):
-        return f'"{json.dumps(value)}"'
-    return repr(value)
-
-
-def _settings_mismatch(network: nn.Module, record: Dict[str, Any]) -> Optional[str]:
-    config = getattr(network, "config", None)
-    if not isinstance(config, dict):
-        return None
-    current = _json_like({k: config.get(k) for k in NETWORK_KEYS})
-    differ = [k for k in NETWORK_KEYS if k in record and record[k] != current[k]]
-    if not differ:
-        return None
-    said = ", ".join(f"{k}={record[k]!r}" for k in differ)
-    now = ", ".join(f"{k}={current[k]!r}" for k in differ)
-    flags = " ".join(f"--{'num_classes' if k == 'out_channels' else k} {_flag_value(record[k])}" for k in differ)
-    return f"it was trained with {said}, the config says {now}: pass {flags}"
-
-
-def describe_mismatch(network: nn.Module, state_dict: Mapping[str, Any]) -> Optional[str]:
-    """``None`` if ``state_dict`` belongs to ``network``; else why not, ending with the overrides to pass: from the
-    settings the file records (``weights_with_record``), or for files without them from its layer shapes."""
-    record = recorded_settings(state_dict)
-    return (_settings_mismatch(network, record) if record else None) or checkpoint_mismatch(network, state_dict)
-
-
-def _json_like(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=list))
-
-
-def _layout(net: nn.Module) -> Dict[str, Tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
-
-
-def checkpoint_mismatch(network: nn.Module, state_dict: Mapping[str, Any]) -> Optional[str]:
-    """``None`` if ``state_dict`` fits ``network``; otherwise one line saying which settings it was trained
-    with and the bundle overrides that load it (``--arch paper --fusion late``), found by rebuilding the
-    network with each ``arch`` x ``fusion`` x ``fuse``."""
-    wanted = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    if _layout(network) == wanted:
-        return None
-    config = getattr(network, "config", None)
-    if not isinstance(config, dict) or not isinstance(config.get("backbone"), str) or \
-            not hasattr(nets, config["backbone"]):
-        return "the checkpoint's parameters do not fit the network (different layer names or shapes)"
-    current = {k: config[k] for k in ("arch", "fusion", "fuse")}
-    matches: List[Dict[str, str]] = []
-    for arch in ARCHS:
-        for fusion in FUSIONS:
-            for fuse in (FUSE_OPS if arch == "paper" and fusion != "none" else (config["fuse"],)):
-                candidate = {"arch": arch, "fusion": fusion, "fuse": fuse}
-                if candidate == current:
-                    continue
-                try:
-                    built = FrequencyDisentangledNet(**{**config, **candidate})
-                except (ValueError, TypeError, RuntimeError):
-                    continue
-                if _layout(built) == wanted:
-                    matches.append({k: v for k, v in candidate.items() if v != current[k]})
-    if not matches:
-        return ("its parameters fit no arch/fusion/fuse setting of this network: check num_classes, features, "
-                "backbone and backbone_kwargs against the run that trained it")
-    matches.sort(key=len)
-    best = matches[0]
-    said = ", ".join(f"{k}={v!r}" for k, v in best.items())
-    line = (f"it was trained with {said}, the config says " + ", ".join(f"{k}={current[k]!r}" for k in best)
-            + ": pass " + " ".join(f"--{k} {v}" for k, v in best.items()))
-    alike = [m for m in matches[1:] if set(m) == set(best)]
-    if alike:  # e.g. fuse add and spectral have the same parameters
-        line += " (or " + "; ".join(" ".join(f"--{k} {v}" for k, v in m.items()) for m in alike) + \
-            ": the weights fit these too)"
-    return line

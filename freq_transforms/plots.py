@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import matplotlib
 
@@ -14,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .data import _load_nifti, _voxels, publish  # noqa: E402
+from .atomic import atomic_write  # noqa: E402
+from .data import load_voxels  # noqa: E402
 from .fourier import disentangle  # noqa: E402
 
 __all__ = ["load_volume", "frequency_split_figure", "prediction_figure", "save_figure"]
@@ -22,23 +22,16 @@ __all__ = ["load_volume", "frequency_split_figure", "prediction_figure", "save_f
 
 def load_volume(path: str | os.PathLike) -> np.ndarray:
     """A NIfTI volume as float32 (first channel of a 4-D image)."""
-    data = _voxels(_load_nifti(str(path)), str(path)).astype(np.float32)
+    data = load_voxels(str(path)).astype(np.float32)
     return data[..., 0] if data.ndim == 4 else data
 
 
 def save_figure(fig: plt.Figure, out: str | os.PathLike) -> Path:
     """Save ``fig`` as PNG through a temp file and rename (no half-written PNG)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=f".{out.stem}.", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        publish(tmp, out)
+        return atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return out
 
 
 def _middle_slice(volume: np.ndarray, index: int | None = None) -> np.ndarray:
@@ -62,19 +55,35 @@ def frequency_split_figure(image: str | os.PathLike, out: str | os.PathLike, cut
 
 
 def prediction_figure(image: str | os.PathLike, label: str | os.PathLike, predictions: Dict[str, str],
-                      out: str | os.PathLike, cutoff: float = 0.1) -> Path:
-    """Image, its low/high parts, the label and each prediction on the slice with the most label."""
+                      out: str | os.PathLike, cutoff: float = 0.1,
+                      class_names: Optional[Sequence[str]] = None) -> Path:
+    """Image, its low/high parts, the label and each prediction on the axial slice with the most label; a legend
+    names each label colour, and the title names the case and the slice."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
     volume, truth = load_volume(image), load_volume(label)
     index = int(np.argmax(truth.reshape(-1, truth.shape[2]).astype(bool).sum(0)))
     low, high = disentangle(torch.from_numpy(volume)[None], cutoff)
-    panels: List = [("image", volume, "gray"), (f"low ({cutoff})", low[0].numpy(), "gray"),
-                    (f"high ({cutoff})", high[0].numpy(), "gray"), ("label", truth, "viridis")]
-    panels += [(f"pred: fusion={name}", load_volume(path), "viridis") for name, path in predictions.items()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3))
-    vmax = max(float(truth.max()), 1.0)
-    for ax, (title, data, cmap) in zip(axes, panels):
-        kwargs = {"vmin": 0, "vmax": vmax} if cmap == "viridis" else {}
-        ax.imshow(_middle_slice(data, index), cmap=cmap, origin="lower", interpolation="nearest", **kwargs)
+    panels: List = [("image", volume, None), (f"low ({cutoff})", low[0].numpy(), None),
+                    (f"high ({cutoff})", high[0].numpy(), None), ("label", truth, "labels")]
+    panels += [(f"pred: fusion={name}", load_volume(path), "labels") for name, path in predictions.items()]
+    classes = max(int(truth.max()) + 1, 2)
+    names = list(class_names) if class_names else [f"class {i}" for i in range(classes)]
+    colours = plt.get_cmap("tab10")(np.arange(max(classes, len(names))) % 10)
+    colours[0] = (0.0, 0.0, 0.0, 1.0)  # background black
+    labels_cmap = ListedColormap(colours[: len(names)])
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.4))
+    for ax, (title, data, kind) in zip(axes, panels):
+        if kind == "labels":
+            ax.imshow(_middle_slice(data, index), cmap=labels_cmap, vmin=-0.5, vmax=len(names) - 0.5,
+                      origin="lower", interpolation="nearest")
+        else:
+            ax.imshow(_middle_slice(data, index), cmap="gray", origin="lower")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
+    fig.legend(handles=[Patch(color=colours[i], label=name) for i, name in enumerate(names)], loc="lower center",
+               ncol=len(names), fontsize=9, frameon=False)
+    fig.suptitle(f"{Path(image).name}, axial slice {index} of {truth.shape[2]} (the slice with the most label)",
+                 fontsize=10)
     return save_figure(fig, out)

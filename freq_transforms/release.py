@@ -16,12 +16,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from .data import atomic_write_text, publish
+from .atomic import atomic_write, atomic_write_text
 
 __all__ = ["ReleaseError", "bundle_files", "content_hash", "write_zip", "release"]
 
@@ -60,19 +59,15 @@ def content_hash(bundle: Path, files: Iterable[Path]) -> str:
 
 def write_zip(entries: List[Tuple[str, bytes]], out: Path) -> str:
     """Write a zip with fixed order and timestamps (same inputs, same bytes); return its sha1."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, data in sorted(entries):
                 info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, data)
-        publish(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+
+    atomic_write(out, write)
     return hashlib.sha1(out.read_bytes()).hexdigest()
 
 

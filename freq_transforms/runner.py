@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
-__all__ = ["logging_conf", "QUIET_LOGGING", "bundle_configs", "run_bundle"]
+__all__ = ["logging_conf", "QUIET_LOGGING", "bundle_configs", "bundle_default", "run_bundle"]
 
 def logging_conf(level: str = "INFO", stream: str = "sys.stdout") -> str:
     """A ``logging.conf`` (the bundle format monai.bundle validates) with one console handler."""
@@ -46,6 +47,13 @@ def bundle_configs(bundle_dir: str | os.PathLike, *names: str) -> list[str]:
             raise FileNotFoundError(f"{path} does not exist: is {bundle_dir} a bundle folder?")
         paths.append(str(path))
     return paths
+
+
+def bundle_default(bundle_dir: str | os.PathLike, key: str, overrides: Optional[Mapping[str, Any]] = None) -> Any:
+    """``key`` as a run of the bundle sees it: the override if given, else the bundle's ``train.json`` value."""
+    if overrides and key in overrides:
+        return overrides[key]
+    return json.loads(Path(bundle_configs(bundle_dir, "train")[0]).read_text()).get(key)
 
 
 def run_bundle(bundle_dir: str | os.PathLike, configs: Sequence[str], run_id: str = "run",

@@ -15,17 +15,17 @@ import json
 import math
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from .data import atomic_write_text, load_msd_datalist
+from .atomic import atomic_write_text
+from .data import load_msd_datalist
 from .metrics import bootstrap_ci, paired_difference_ci, read_metric_csv
-from .runner import QUIET_LOGGING, bundle_configs, run_bundle
+from .runner import QUIET_LOGGING, bundle_configs, bundle_default, run_bundle
 
-__all__ = ["run_sweep", "summarize", "train_and_evaluate"]
+__all__ = ["run_sweep", "summarize", "summary_table", "train_and_evaluate"]
 
 
 def _run_name(n: Optional[int], fusion: str, seed: int, arch: Optional[str] = None, fold: Optional[int] = None) -> str:
@@ -50,18 +50,11 @@ def train_and_evaluate(bundle: Path, run_dir: Path, common: Dict[str, Any], n: O
     run_bundle(bundle, ["train", "evaluate"], logging_file=logging_file, test_dataset_dir=test_dir, **overrides)
     dice = read_metric_csv(run_dir / "eval" / "test_mean_dice_raw.csv")
     hd95 = read_metric_csv(run_dir / "eval" / "test_hd95_raw.csv")
-    return {"n_train": n, "fusion": fusion, "arch": _config_value(bundle, "arch", common), "seed": seed,
+    return {"n_train": n, "fusion": fusion, "arch": bundle_default(bundle, "arch", common), "seed": seed,
             "fold": common.get("fold") if common.get("folds") else None,
             "epochs": epochs, "val_dice": _best_validation_dice(run_dir),
             "train_part": _train_part_size(run_dir), "files": dice["filename"], "dice": dice["mean"],
             "hd95": hd95["mean"], "class_dice": _class_columns(dice)}
-
-
-def _config_value(bundle: Path, key: str, overrides: Dict[str, Any]) -> Any:
-    """``key`` as a run sees it: the override if given, else the bundle's train.json default."""
-    if key in overrides:
-        return overrides[key]
-    return json.loads((bundle / "configs" / "train.json").read_text()).get(key)
 
 
 def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optional[int]], fusions: Sequence[str],
@@ -83,7 +76,7 @@ def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optio
     out.mkdir(parents=True, exist_ok=True)
     logging_file = str(atomic_write_text(out / "quiet_logging.conf", QUIET_LOGGING))
     common = {"dataset_dir": str(Path(dataset_dir).resolve()), **(overrides or {})}
-    layouts = list(archs) if archs else [_config_value(bundle, "arch", common)]
+    layouts = list(archs) if archs else [bundle_default(bundle, "arch", common)]
     failures: Dict[str, str] = {}
     fold_ids: List[Optional[int]] = [None]
     if folds:
@@ -182,12 +175,13 @@ def _worst_class_dice(records: List[Dict[str, Any]]) -> Optional[float]:
 
 
 def _best_validation_dice(run_dir: Path) -> float:
-    """The best validation Dice the run's model selection saw (kept in its finished resume state)."""
-    done = run_dir / "models" / "resume.pt.done"
-    if not done.is_file():
+    """The best validation Dice the run's model selection saw (``eval/validation_metrics.csv``)."""
+    path = run_dir / "eval" / "validation_metrics.csv"
+    if not path.is_file():
         return float("nan")
-    state = torch.load(done, map_location="cpu", weights_only=True)
-    return float(state.get("best_model", {}).get("best", float("nan")))
+    with path.open() as handle:
+        values = [float(row["val_mean_dice"]) for row in csv.DictReader(handle) if row.get("val_mean_dice")]
+    return max(values) if values else float("nan")
 
 
 def _train_part_size(run_dir: Path) -> Optional[int]:
@@ -265,9 +259,19 @@ def compare_runs(a: Path, b: Path, n_train: Optional[int], fusion_a: str, fusion
             f"(mean Dice %, paired 95% bootstrap CI)")
 
 
-def summarize(out: Path, task: str) -> Path:
-    """``summary.csv``, ``summary.md`` and ``dice_vs_ntrain.png`` from every finished run under ``out``."""
-    records = load_records(out)
+SUMMARY_NOTE = ("\nval Dice: the best validation Dice of each run's model selection (validation split, mean over seeds), "
+                "the only number to choose settings by. With folds, every case is tested in exactly one fold and the "
+                "cases of all folds are pooled. Test Dice: mean over test cases of the per-case Dice (mean over "
+                "classes, original image grid), each case first averaged over seeds; 95% percentile bootstrap CIs over "
+                "cases (scipy.stats.bootstrap, 10,000 resamples); FD - none is a paired bootstrap over the same cases. "
+                "HD95 excludes cases where it is undefined (empty prediction); see summary.csv hd95_cases. Worst class: "
+                "the lowest mean test Dice of any foreground class in any single run of the row (near 0: that run lost "
+                "a class; n/a: records from before per-class Dice was kept).\n")
+
+
+def summary_table(records: List[Dict[str, Any]], task: str) -> Tuple[List[Dict[str, Any]], str]:
+    """Rows (one per n_train x fusion x arch, seeds and folds pooled) and their Markdown table, with FD - none
+    paired over the same cases and seeds: the one report of the sweep, ``export`` and the demo."""
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for record in records:
         groups.setdefault((record["n_train"], record["fusion"], _arch_of(record)), []).append(record)
@@ -287,7 +291,7 @@ def summarize(out: Path, task: str) -> Path:
         seeds = sorted({r["seed"] for r in groups[key]})
         folds = {r.get("fold") for r in groups[key]} - {None}
         val_dice = float(np.mean([r["val_dice"] for r in groups[key]]))
-        part = groups[key][0]["train_part"]
+        part = groups[key][0].get("train_part")
         worst = _worst_class_dice(groups[key])
         worst_text = "n/a" if worst is None else f"{100 * worst:.2f}"
         rows.append({"task": task, "n_train": n, "train_part": part if part else "", "fusion": fusion, "arch": arch,
@@ -300,6 +304,12 @@ def summarize(out: Path, task: str) -> Path:
         seed_cell = f"{len(seeds)} x {len(folds)} folds" if folds else str(len(seeds))
         lines.append(f"| {task} | {_n_label(n, part)} | {fusion} | {arch} | {seed_cell} | {100 * val_dice:.2f} | "
                      f"{d_ci.format(100)} | {hd_text} | {worst_text} | {diff} |")
+    return rows, "\n".join(lines) + "\n"
+
+
+def summarize(out: Path, task: str) -> Path:
+    """``summary.csv``, ``summary.md`` and ``dice_vs_ntrain.png`` from every finished run under ``out``."""
+    rows, table = summary_table(load_records(out), task)
     if rows:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
@@ -307,15 +317,7 @@ def summarize(out: Path, task: str) -> Path:
         writer.writerows(rows)
         atomic_write_text(out / "summary.csv", buffer.getvalue())
         _plot(rows, out / "dice_vs_ntrain.png")
-    note = ("\nval Dice: the best validation Dice of each run's model selection (validation split, mean over seeds), "
-            "the only number to choose settings by. With folds, every case is tested in exactly one fold and the "
-            "cases of all folds are pooled. Test Dice: mean over test cases of the per-case Dice (mean over "
-            "classes, original image grid), each case first averaged over seeds; 95% percentile bootstrap CIs over "
-            "cases (scipy.stats.bootstrap, 10,000 resamples); FD - none is a paired bootstrap over the same cases. "
-            "HD95 excludes cases where it is undefined (empty prediction); see summary.csv hd95_cases. Worst class: "
-            "the lowest mean test Dice of any foreground class in any single run of the row (near 0: that run lost "
-            "a class; n/a: records from before per-class Dice was kept).\n")
-    return atomic_write_text(out / "summary.md", "\n".join(lines) + "\n" + note)
+    return atomic_write_text(out / "summary.md", table + SUMMARY_NOTE)
 
 
 def _plot_x(row: Dict[str, Any]) -> Optional[int]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from freq_transforms.networks import recorded_settings
+from freq_transforms.checkpoint import recorded_settings
 from freq_transforms.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +117,34 @@ def test_bundle_layout_and_metadata(name, tmp_path):
     for key in ("dataset_dir", "fusion", "cutoff", "backbone", "n_train", "seed", "epochs", "val_interval",
                 "device", "amp", "num_workers", "cache_rate", "training", "run", "network"):
         assert key in train, key
+
+
+ZOO_SPLEEN = ROOT.parent / "shared" / "zoo" / "spleen_ct_segmentation" / "configs" / "metadata.json"
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_metadata_agrees_with_itself_the_configs_and_the_zoo(name):
+    """Every field says the same as the others and as train.json: the network outputs unbounded logits (no
+    value range), the input is scaled to [0, 1], channels and sizes match the configs; the zoo spleen bundle's
+    top-level fields are all present."""
+    bundle = ROOT / "bundles" / name
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    train = json.loads((bundle / "configs" / "train.json").read_text())
+    image = meta["network_data_format"]["inputs"]["image"]
+    pred = meta["network_data_format"]["outputs"]["pred"]
+    assert "logits" in meta["pred_classes"] and pred["format"] == "logits" and pred["value_range"] == []
+    assert image["value_range"] == [0, 1] and "scaled to [0, 1]" in meta["image_classes"]
+    assert pred["num_channels"] == train["num_classes"] == len(train["class_names"]) == len(pred["channel_def"])
+    assert list(pred["channel_def"].values()) == train["class_names"]
+    assert image["num_channels"] == train["in_channels"]
+    assert image["spatial_shape"] == pred["spatial_shape"] == train["spatial_size"]
+    assert meta["label_classes"].count(" is ") == train["num_classes"]
+    for i, class_name in enumerate(train["class_names"]):
+        assert f"channel {i} is {class_name}" in meta["pred_classes"]
+    if ZOO_SPLEEN.is_file():
+        zoo = json.loads(ZOO_SPLEEN.read_text())
+        expected = set(zoo) - {"optional_packages_version"}  # ours are required: the configs import them
+        assert expected <= set(meta), sorted(expected - set(meta))
 
 
 def test_metadata_with_missing_field_fails_verification(tmp_path):

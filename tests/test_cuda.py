@@ -13,7 +13,7 @@ import torch
 from monai.losses import DiceCELoss
 
 from freq_transforms import FrequencyDisentangledNet
-from freq_transforms.handlers import atomic_torch_save, load_weights, weights_with_record
+from freq_transforms.checkpoint import load_weights, weights_with_record
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -62,7 +62,7 @@ def test_cuda_trained_weights_load_and_export_on_cpu(tmp_path):
     small = {"channels": [8, 16, 32], "strides": [2, 2], "num_res_units": 0}
     net = FrequencyDisentangledNet("UNet", 1, 2, fusion="late", arch="v2", backbone_kwargs=small).cuda()
     path = tmp_path / "model.pt"
-    atomic_torch_save(weights_with_record(net, spatial_size=[32, 32, 24]), path)
+    torch.save(weights_with_record(net, spatial_size=[32, 32, 24]), path)
     cpu_net = FrequencyDisentangledNet("UNet", 1, 2, fusion="late", arch="v2", backbone_kwargs=small)
     load_weights(cpu_net, path, map_location="cpu")
     assert all(p.device.type == "cpu" for p in cpu_net.parameters())

@@ -50,17 +50,27 @@ def test_empty_validation_set_is_skipped_and_final_weights_saved(tmp_path):
     torch.testing.assert_close(state["weight"], net.weight)
 
 
+def _evaluator(dice: float) -> Engine:
+    evaluator = Engine(lambda engine, batch: None)
+    evaluator.state.metrics, evaluator.state.key_metric_name, evaluator.state.epoch = {"dice": dice}, "dice", 1
+    return evaluator
+
+
 def test_validated_run_keeps_its_best_model(tmp_path):
     net = torch.nn.Linear(2, 1)
     saver = BestModelSaver(str(tmp_path), net)
-    evaluator = types.SimpleNamespace(state=types.SimpleNamespace(metrics={"dice": 0.5}, key_metric_name="dice",
-                                                                    epoch=1))
-    saver(evaluator)
+    saver(_evaluator(0.5))
     best = (tmp_path / "model.pt").read_bytes()
     with torch.no_grad():
         net.weight.add_(1.0)
+    saver(_evaluator(0.4))  # worse: kept
     _trainer(1, [SaveIfNeverValidated(saver)])
     assert (tmp_path / "model.pt").read_bytes() == best
+    saver(_evaluator(0.6))  # better: replaced, and the score survives a resume through state_dict
+    assert (tmp_path / "model.pt").read_bytes() != best
+    resumed = BestModelSaver(str(tmp_path), net)
+    resumed.load_state_dict(saver.state_dict())
+    assert resumed.best == pytest.approx(0.6)
 
 
 @pytest.mark.parametrize("val_items", [0, 1])
@@ -147,7 +157,7 @@ def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_
     import logging
 
     from freq_transforms import FrequencyDisentangledNet
-    from freq_transforms.handlers import atomic_torch_save, load_weights, recorded_settings, weights_with_record
+    from freq_transforms.checkpoint import load_weights, recorded_settings, weights_with_record
 
     small = {"channels": [8, 16], "strides": [2], "num_res_units": 0}
 
@@ -155,7 +165,7 @@ def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_
         return FrequencyDisentangledNet("UNet", 1, 3, backbone_kwargs=small, **{"fusion": "late", "arch": "v2", **kw})
 
     path = tmp_path / "model.pt"
-    atomic_torch_save(weights_with_record(net(cutoff=0.2), spatial_size=[32, 32, 24], freq_transforms_version="9.9"), path)
+    torch.save(weights_with_record(net(cutoff=0.2), spatial_size=[32, 32, 24], freq_transforms_version="9.9"), path)
     state = torch.load(path, weights_only=True)
     assert recorded_settings(state)["cutoff"] == 0.2 and recorded_settings(state)["freq_transforms_version"] == "9.9"
     net(cutoff=0.2).load_state_dict(state)  # still a plain state dict for MONAI Label and load_state_dict
@@ -173,14 +183,14 @@ def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_
 
 
 def test_distributed_device_follows_local_rank_not_global_rank(monkeypatch):
-    from freq_transforms.handlers import distributed_device, local_rank
+    from freq_transforms.handlers import distributed_device
 
     monkeypatch.setenv("RANK", "5")  # second node of 4 GPUs each: global rank 5 is GPU 1 there
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert local_rank() == 1
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert distributed_device() == torch.device("cuda:1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert distributed_device() == torch.device("cpu")
     monkeypatch.delenv("LOCAL_RANK")
-    assert local_rank() == 0
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert distributed_device() == torch.device("cuda:0")

@@ -136,7 +136,7 @@ def test_cpu_autocast_bfloat16_forward_and_backward(arch, fusion):
      "--arch paper --fusion late"),
 ])
 def test_checkpoint_of_another_layout_names_the_override(trained, configured, flag):
-    from freq_transforms.networks import checkpoint_mismatch
+    from freq_transforms.checkpoint import checkpoint_mismatch
 
     def build(settings):
         return FrequencyDisentangledNet("UNet", 1, 3, backbone_kwargs=SMALL["UNet"], **{"fuse": "concat", **settings})
@@ -150,7 +150,7 @@ def test_checkpoint_of_another_layout_names_the_override(trained, configured, fl
 
 
 def test_checkpoint_whose_fuse_cannot_be_told_apart_names_both():
-    from freq_transforms.networks import checkpoint_mismatch
+    from freq_transforms.checkpoint import checkpoint_mismatch
 
     def build(**settings):
         return FrequencyDisentangledNet("UNet", 1, 3, backbone_kwargs=SMALL["UNet"], **settings)
@@ -255,10 +255,11 @@ def test_factory_and_module_backbones():
         net = FrequencyDisentangledNet(factory, 1, 2, fusion="late", arch=arch)
         assert net(torch.rand(1, 1, 16, 16, 16)).shape == (1, 2, 16, 16, 16)
     ok = UNet(3, 8, 2, channels=(8, 16), strides=(2,))
-    paper = FrequencyDisentangledNet(ok, 1, 2, fusion="early", arch="paper")
+    paper = FrequencyDisentangledNet(ok, 1, 2, fusion="early", arch="paper", fuse="spectral")
     assert paper(torch.rand(1, 1, 8, 8, 8)).shape == (1, 2, 8, 8, 8)
     with pytest.raises(ValueError, match="in_channels=1 does not fit"):
-        FrequencyDisentangledNet(UNet(3, 1, 2, channels=(8, 16), strides=(2,)), 1, 2, fusion="early", arch="paper")
+        FrequencyDisentangledNet(UNet(3, 1, 2, channels=(8, 16), strides=(2,)), 1, 2, fusion="early", arch="paper",
+                                 fuse="spectral")
     plain = UNet(3, 1, 2, channels=(8, 16), strides=(2,))  # v2 wraps the plain backbone itself
     v2 = FrequencyDisentangledNet(plain, 1, 2, fusion="early", arch="v2")
     assert v2(torch.rand(1, 1, 8, 8, 8)).shape == (1, 2, 8, 8, 8) and v2.backbone is plain
@@ -303,13 +304,16 @@ def test_grouped_branches_equal_two_separate_convs(spatial_dims, in_channels):
 
 def test_load_state_dict_itself_names_the_override_for_any_loader():
     """monai.bundle ckpt_export and MONAI Label call load_state_dict directly: they get the same one line."""
-    from freq_transforms.handlers import weights_with_record
+    from freq_transforms.checkpoint import weights_with_record
 
     late = FrequencyDisentangledNet("UNet", 1, 3, fusion="late", arch="v2", backbone_kwargs=SMALL["UNet"])
     early = FrequencyDisentangledNet("UNet", 1, 3, fusion="early", arch="v2", backbone_kwargs=SMALL["UNet"])
-    with pytest.raises(ValueError, match="^the weights do not fit this network: .*: pass --fusion late$"):
+    python_words = (r"^the weights do not fit this network: it was trained with fusion='late', this network has "
+                    r"fusion='early': build FrequencyDisentangledNet\(\.\.\., fusion='late'\) \(in a bundle: pass "
+                    r"--fusion late\)$")
+    with pytest.raises(ValueError, match=python_words):
         early.load_state_dict(weights_with_record(late))
-    with pytest.raises(ValueError, match="pass --fusion late$"):  # without the record: from the layer shapes
+    with pytest.raises(ValueError, match=python_words):  # without the record: from the layer shapes
         early.load_state_dict(late.state_dict())
     late.load_state_dict(weights_with_record(late))  # the right network loads as before
 
@@ -321,3 +325,44 @@ def test_stacked_split_equals_concatenated_parts_also_scripted():
     x = torch.rand(2, 3, 20, 21, 9)
     torch.testing.assert_close(split.stacked(x), torch.cat(split(x), dim=1))
     torch.testing.assert_close(torch.jit.script(split).stacked(x), split.stacked(x))
+
+
+def test_shipped_heart_weights_load_into_the_constructor_defaults_and_settings_that_change_nothing():
+    """fuse and features change no tensor of early v2: weights trained with fuse='concat' load whatever they say;
+    the constructor's defaults are the bundles' (early, v2, concat)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bundles" / "heart_mri_fd_segmentation" / "models" / "model.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    FrequencyDisentangledNet("UNet", 1, 2).load_state_dict(state)
+    FrequencyDisentangledNet("UNet", 1, 2, fusion="early", arch="v2", fuse="spectral", features=4).load_state_dict(state)
+    with pytest.raises(ValueError, match="cutoff=0.2"):  # the cutoff changes what the weights compute
+        FrequencyDisentangledNet("UNet", 1, 2, cutoff=0.2).load_state_dict(state)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_learnable_cutoff_trains_with_every_layout(arch, fusion):
+    """Every fusion x arch trains with a learnable cutoff, and the cutoff receives a gradient (early v2 starts
+    with equal band weights, so its cutoff gradient is exactly 0 until one step has set them apart)."""
+    torch.manual_seed(0)
+    net = FrequencyDisentangledNet("UNet", 1, 3, fusion=fusion, arch=arch, learnable_cutoff=True,
+                                   backbone_kwargs=SMALL["UNet"])
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.rand(2, 1, 16, 16, 12), torch.randint(0, 3, (2, 16, 16, 12))
+    for _ in range(2):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+    grad = net.split.cutoff_logit.grad
+    assert grad is not None and torch.isfinite(grad) and grad.abs() > 0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_gradient_with_respect_to_the_input(arch, fusion):
+    """Saliency maps and adversarial tests need d(output)/d(input) through the split."""
+    net = FrequencyDisentangledNet("UNet", 1, 3, fusion=fusion, arch=arch, backbone_kwargs=SMALL["UNet"])
+    x = torch.rand(1, 1, 16, 16, 12, requires_grad=True)
+    net(x)[:, 1].sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape and x.grad.abs().sum() > 0

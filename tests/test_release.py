@@ -97,15 +97,19 @@ def test_changed_content_without_new_version_is_refused(bundles, tmp_path):
     assert f"{HIPPO}_v{VERSION}" in json.loads((tmp_path / "d1" / "model_info.json").read_text())
 
 
-def test_repository_registry_matches_released_content():
-    """Changing a released bundle needs a version bump (run the release to record a new version)."""
+def test_repository_registry_records_every_bundle_version_as_it_is():
+    """bundles/model_info.json holds each bundle's current version with its content hash: a bundle changed without
+    a version bump, or a new version never recorded, fails here."""
     registry = json.loads((ROOT / "bundles" / "model_info.json").read_text())
-    for bundle in sorted(p for p in (ROOT / "bundles").iterdir() if (p / "configs").is_dir()):
+    bundles = sorted(p for p in (ROOT / "bundles").iterdir() if (p / "configs").is_dir())
+    assert len(bundles) == 5
+    for bundle in bundles:
         version = json.loads((bundle / "configs" / "metadata.json").read_text())["version"]
         key = f"{bundle.name}_v{version}"
-        if key in registry:
-            assert registry[key]["content_sha256"] == content_hash(bundle, bundle_files(bundle)), \
-                f"{bundle.name} changed after {key} was released: bump its version"
+        assert key in registry, (f"{key} is not in bundles/model_info.json: run python -m freq_transforms release "
+                                 "--out <scratch folder> to record it")
+        assert registry[key]["content_sha256"] == content_hash(bundle, bundle_files(bundle)), \
+            f"{bundle.name} changed after {key} was recorded: bump its version in bundle_source/tasks/{bundle.name}.json"
 
 
 def _free_port() -> int:

@@ -189,12 +189,31 @@ def test_msd_datalist_resolves_paths(clean_set):
 
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path):
+    from freq_transforms.handlers import OverwritingDiskSaver
+
     path = tmp_path / "model.pt"
-    atomic_torch_save({"w": torch.ones(3)}, path)
+    saver = OverwritingDiskSaver(str(tmp_path), "model.pt")
+    saver({"w": torch.ones(3)}, "ignored-name.pt")
+    saver.remove("model.pt")  # ignite's Checkpoint calls this before saving again: the file must stay
     with pytest.raises(Exception):
-        atomic_torch_save({"bad": lambda: None}, path)  # lambdas cannot be pickled
+        saver({"bad": lambda: None}, "model.pt")  # lambdas cannot be pickled
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temp file left
+    assert path.stat().st_mode & 0o044 == 0o044  # readable by group and others, like any file
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    from freq_transforms.atomic import atomic_write, atomic_write_text
+
+    path = atomic_write_text(tmp_path / "a.txt", "old")
+
+    def fail(tmp: str) -> None:
+        Path(tmp).write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(path, fail)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 
 
 def _train_cmd(dataset: Path, root: Path, epochs: int, seed: int = 0) -> list:
@@ -229,14 +248,17 @@ def test_sigkill_then_same_command_resumes(clean_set, tmp_path):
     log = second.stdout + second.stderr
     assert f"resumed from {resume} at epoch {epoch_at_kill} of 12" in log
     assert f"Epoch: {epoch_at_kill + 1}/12" in log and "Epoch: 1/12" not in log
-    assert _epoch(root / "models" / "resume.pt.done") == 12
-    # bit-exact: the same weights as a run never interrupted (RNG states travel in the resume file)
+    assert not resume.exists()  # a finished run leaves no resume state: the next run starts afresh
+    # bit-exact: the same validation history and best weights as a run never interrupted (RNG states travel in
+    # the resume file)
     straight = tmp_path / "straight"
     result = subprocess.run(_train_cmd(clean_set, straight, epochs=12), cwd=HIPPO, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    resumed_weights = torch.load(root / "models" / "resume.pt.done", weights_only=True)["model"]
-    straight_weights = torch.load(straight / "models" / "resume.pt.done", weights_only=True)["model"]
+    history = (root / "eval" / "validation_metrics.csv").read_text()
+    assert len(history.splitlines()) == 13 and history == (straight / "eval" / "validation_metrics.csv").read_text()
+    resumed_weights = torch.load(root / "models" / "model.pt", weights_only=True)
+    straight_weights = torch.load(straight / "models" / "model.pt", weights_only=True)
     for key, value in straight_weights.items():
         torch.testing.assert_close(resumed_weights[key], value, rtol=0, atol=0)
 

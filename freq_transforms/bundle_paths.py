@@ -1,0 +1,23 @@
+"""Where the bundles are: the package's own copy (``freq_transforms.bundles``), in a checkout its ``bundles/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["installed_bundles", "bundle_dir"]
+
+
+def installed_bundles() -> Path:
+    """The folder of the five bundles shipped with the package: this checkout's ``bundles/`` for an editable
+    install, ``site-packages/freq_transforms/bundles`` for a plain one."""
+    from . import bundles
+
+    return Path(list(bundles.__path__)[0])
+
+
+def bundle_dir(name: str) -> Path:
+    """The shipped bundle ``name`` (e.g. ``hippocampus_mri_fd_segmentation``), checked to exist."""
+    path = installed_bundles() / name
+    if not (path / "configs" / "train.json").is_file():
+        raise FileNotFoundError(f"bundle {name} is not in {installed_bundles()}: pass --bundle <bundle folder>")
+    return path

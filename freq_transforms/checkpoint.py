@@ -1,0 +1,261 @@
+"""The settings record inside a checkpoint, and the one-line answer when weights do not fit a network.
+
+``model.pt`` stays a plain state dict (MONAI Label, ``monai.bundle ckpt_export`` and ``load_state_dict`` read it as
+any other); the settings that built the network ride in the state dict's own ``_metadata``. This module writes that
+record, reads it back and says what to change when the weights and the network disagree: as Python keywords where
+Python code loads them (``FrequencyDisentangledNet.load_state_dict``), as bundle overrides where a bundle does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from ignite.engine import Engine, Events
+
+__all__ = ["RECORD_KEY", "NETWORK_KEYS", "settings_that_matter", "weights_with_record", "recorded_settings",
+           "Mismatch", "find_mismatch", "describe_mismatch", "checkpoint_mismatch", "load_weights", "unwrap",
+           "RecordedWeights", "WeightsLoader"]
+
+logger = logging.getLogger(__name__)
+
+RECORD_KEY = "freq_transforms"
+# every setting of FrequencyDisentangledNet that can decide which weights fit it; settings_that_matter picks the
+# ones that do for a given network (spatial_size and the bundle version are recorded too, for information)
+NETWORK_KEYS = ("backbone", "backbone_kwargs", "in_channels", "out_channels", "spatial_dims", "fusion", "arch",
+                "cutoff", "mask", "centered", "axes", "learnable_cutoff", "features", "fuse")
+BUNDLE_KEY = {"out_channels": "num_classes"}  # constructor keyword -> bundle config key
+
+
+def settings_that_matter(config: Mapping[str, Any]) -> List[str]:
+    """The settings that change the parameters of a network built with ``config``, or what it computes with them:
+    the backbone and channels always; the split for FD; ``features`` where a layer has that width (the paper layout,
+    late v2's head); ``fuse`` for the paper layout only (v2 has no fuse op)."""
+    keys = ["backbone", "backbone_kwargs", "in_channels", "out_channels", "spatial_dims", "fusion"]
+    if config.get("fusion") == "none":
+        return keys
+    keys += ["arch", "cutoff", "mask", "centered", "axes", "learnable_cutoff"]
+    if config.get("arch") == "paper":
+        keys += ["features", "fuse"]
+    elif config.get("fusion") == "late":
+        keys += ["features"]
+    return keys
+
+
+def _json_like(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
+
+
+def unwrap(network: torch.nn.Module) -> torch.nn.Module:
+    """The module inside DistributedDataParallel / DataParallel, so weights load without ``module.``."""
+    parallel = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    return network.module if isinstance(network, parallel) else network
+
+
+def weights_with_record(network: torch.nn.Module, **extra: Any) -> Dict[str, Any]:
+    """``network``'s ``state_dict`` with the settings that built it (``network.config``, plus ``extra`` such as
+    ``spatial_size``) recorded in the state dict's own metadata."""
+    target = unwrap(network)
+    state = target.state_dict()
+    config = getattr(target, "config", None)
+    if isinstance(config, dict):
+        state._metadata.setdefault("", {})[RECORD_KEY] = _json_like({**config, **extra})
+    return state
+
+
+def recorded_settings(state: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The settings :func:`weights_with_record` kept in a loaded state dict (``None`` for older files)."""
+    metadata = getattr(state, "_metadata", None) or {}
+    record = metadata.get("", {}).get(RECORD_KEY)
+    return dict(record) if isinstance(record, dict) else None
+
+
+def _flag_value(value: Any) -> str:
+    """A value as ``python -m monai.bundle run --key VALUE`` takes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict)):
+        return f'"{json.dumps(value)}"'
+    return repr(value)
+
+
+@dataclass
+class Mismatch:
+    """Why weights do not fit a network: the settings they were trained with against the network's, or, where
+    neither the record nor any layout explains it, a ``reason``. ``alternatives``: other settings they fit too."""
+
+    trained: Dict[str, Any] = field(default_factory=dict)
+    configured: Dict[str, Any] = field(default_factory=dict)
+    alternatives: List[Dict[str, Any]] = field(default_factory=list)
+    reason: Optional[str] = None
+
+    def _said(self, current: str) -> str:
+        return (", ".join(f"{k}={v!r}" for k, v in self.trained.items()) + f", {current} "
+                + ", ".join(f"{k}={self.configured[k]!r}" for k in self.trained))
+
+    @staticmethod
+    def _overrides(settings: Mapping[str, Any]) -> str:
+        return " ".join(f"--{BUNDLE_KEY.get(k, k)} {_flag_value(v)}" for k, v in settings.items())
+
+    @staticmethod
+    def _keywords(settings: Mapping[str, Any]) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in settings.items())
+
+    def for_bundle(self) -> str:
+        """One line ending with the bundle overrides to pass (``pass --fusion late``)."""
+        if self.reason:
+            return self.reason
+        line = f"it was trained with {self._said('the config says')}: pass {self._overrides(self.trained)}"
+        if self.alternatives:
+            line += " (or " + "; ".join(self._overrides(m) for m in self.alternatives) + ": the weights fit these too)"
+        return line
+
+    def for_python(self) -> str:
+        """One line ending with the constructor keywords (``FrequencyDisentangledNet(..., fusion='late')``)."""
+        if self.reason:
+            return self.reason
+        return (f"it was trained with {self._said('this network has')}: build FrequencyDisentangledNet(..., "
+                f"{self._keywords(self.trained)}) (in a bundle: pass {self._overrides(self.trained)})")
+
+
+def _record_mismatch(network: torch.nn.Module, record: Dict[str, Any]) -> Optional[Mismatch]:
+    config = getattr(network, "config", None)
+    if not isinstance(config, dict):
+        return None
+    current = _json_like({k: config.get(k) for k in NETWORK_KEYS})
+    differ = [k for k in settings_that_matter(record) if k in record and record[k] != current[k]]
+    if not differ:
+        return None
+    return Mismatch({k: record[k] for k in differ}, {k: current[k] for k in differ})
+
+
+def _layout(state: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _layout_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any]) -> Optional[Mismatch]:
+    """For files without a record: rebuild the network with each ``arch`` x ``fusion`` x ``fuse`` and name the
+    settings whose layer shapes the file has."""
+    from monai.networks import nets
+
+    from .networks import ARCHS, FUSE_OPS, FUSIONS, FrequencyDisentangledNet
+
+    wanted = _layout(state_dict)
+    if _layout(network.state_dict()) == wanted:
+        return None
+    config = getattr(network, "config", None)
+    if not isinstance(config, dict) or not isinstance(config.get("backbone"), str) or \
+            not hasattr(nets, config["backbone"]):
+        return Mismatch(reason="the checkpoint's parameters do not fit the network (different layer names or shapes)")
+    current = {k: config[k] for k in ("arch", "fusion", "fuse")}
+    matches: List[Dict[str, str]] = []
+    for arch in ARCHS:
+        for fusion in FUSIONS:
+            for fuse in (FUSE_OPS if arch == "paper" and fusion != "none" else (config["fuse"],)):
+                candidate = {"arch": arch, "fusion": fusion, "fuse": fuse}
+                if candidate == current:
+                    continue
+                try:
+                    built = FrequencyDisentangledNet(**{**config, **candidate})
+                except (ValueError, TypeError, RuntimeError):
+                    continue
+                if _layout(built.state_dict()) == wanted:
+                    matches.append({k: v for k, v in candidate.items() if v != current[k]})
+    if not matches:
+        return Mismatch(reason="its parameters fit no arch/fusion/fuse setting of this network: check num_classes, "
+                               "features, backbone and backbone_kwargs against the run that trained it")
+    matches.sort(key=len)
+    best = matches[0]
+    return Mismatch(best, {k: current[k] for k in best}, [m for m in matches[1:] if set(m) == set(best)])
+
+
+def find_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any]) -> Optional[Mismatch]:
+    """``None`` if ``state_dict`` belongs to ``network``; else a :class:`Mismatch`: from the settings the file
+    records (only those that matter, :func:`settings_that_matter`), or for files without them from its layer
+    shapes."""
+    record = recorded_settings(state_dict)
+    return (_record_mismatch(network, record) if record else None) or _layout_mismatch(network, state_dict)
+
+
+def describe_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any], style: str = "bundle") -> Optional[str]:
+    """:func:`find_mismatch` as one line, worded for a bundle (``style="bundle"``: overrides) or for Python
+    (``"python"``: constructor keywords)."""
+    problem = find_mismatch(network, state_dict)
+    if problem is None:
+        return None
+    return problem.for_python() if style == "python" else problem.for_bundle()
+
+
+def checkpoint_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any]) -> Optional[str]:
+    """The layer-shape check alone (files without a record), worded for a bundle."""
+    problem = _layout_mismatch(network, state_dict)
+    return None if problem is None else problem.for_bundle()
+
+
+def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu",
+                 spatial_size: Optional[Sequence[int]] = None) -> Optional[Dict[str, Any]]:
+    """Load a ``state_dict`` file into ``network`` (DDP unwrapped), or stop with one line naming the file and the
+    bundle overrides to pass. A different ``spatial_size`` than the one trained at is a warning. Returns the
+    record."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: train first or point bundle_root at a bundle "
+                                "with weights")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    target = unwrap(network)
+    problem = describe_mismatch(target, state, style="bundle")
+    if problem is not None:
+        message = f"checkpoint {path} does not fit the configured network: {problem}"
+        logger.error(message)
+        raise ValueError(message)
+    target.load_state_dict(state)
+    record = recorded_settings(state)
+    trained_at = (record or {}).get("spatial_size")
+    if trained_at and spatial_size is not None and list(trained_at) != list(spatial_size):
+        logger.warning(f"checkpoint {path} was trained at spatial_size {list(trained_at)}, the config says "
+                       f"{list(spatial_size)}: pass --spatial_size \"{list(trained_at)}\" to match it")
+    return record
+
+
+class RecordedWeights:
+    """``network``'s weights with their settings record, as an object ignite's ``Checkpoint`` saves
+    (``state_dict``) and loads (``load_state_dict``, checked)."""
+
+    def __init__(self, network: torch.nn.Module, record: Optional[Mapping[str, Any]] = None) -> None:
+        self.network, self.record = network, dict(record or {})
+
+    def state_dict(self) -> Dict[str, Any]:
+        return weights_with_record(self.network, **self.record)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        unwrap(self.network).load_state_dict(state)
+
+
+class WeightsLoader:
+    """Load a bundle's ``models/model.pt`` into its network when an engine starts, or stop with one line naming
+    the file and the overrides to pass.
+
+    MONAI's ``CheckpointLoader`` loads a dict of objects (``load_dict``); this loads one network's weights with
+    the settings check and the ``spatial_size`` warning of :func:`load_weights`. Call it with the engine
+    (``"$@checkpointloader(@evaluator)"``) or attach it.
+    """
+
+    def __init__(self, load_path: str, network: torch.nn.Module, map_location: Any = "cpu",
+                 spatial_size: Optional[Sequence[int]] = None) -> None:
+        self.load_path, self.network, self.map_location = load_path, network, map_location
+        self.spatial_size = spatial_size
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Optional[Engine] = None) -> None:
+        record = load_weights(self.network, self.load_path, self.map_location, self.spatial_size)
+        version = (record or {}).get("freq_transforms_version")
+        logger.info(f"loaded {self.load_path}" + (f" (trained with freq_transforms {version})" if version else ""))
