@@ -1,16 +1,32 @@
 """Frequency-disentangled (FD) segmentation for MONAI: Fourier split, transforms, fusion networks,
-data helpers and the command line behind the FD bundle collection."""
+data helpers and the command line behind the FD bundle collection.
 
-from .fourier import disentangle, low_pass_mask, soft_low_pass_mask, spectral_fuse
-from .intensity import IntensityScale, IntensityScaled
-from .networks import FrequencyDisentangledNet, FrequencySplit, build_backbone
-from .transforms import FrequencyDisentangle, FrequencyDisentangled, FrequencyDisentangleD, FrequencyDisentangleDict
+The public names load on first use (PEP 562), so ``python -m freq_transforms --help`` starts without torch.
+"""
 
-__version__ = "0.3.0"
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "disentangle", "low_pass_mask", "soft_low_pass_mask", "spectral_fuse",
-    "FrequencyDisentangledNet", "FrequencySplit", "build_backbone",
-    "FrequencyDisentangle", "FrequencyDisentangled", "FrequencyDisentangleD", "FrequencyDisentangleDict",
-    "IntensityScale", "IntensityScaled", "__version__",
-]
+__version__ = "0.4.0"
+
+_EXPORTS = {
+    "disentangle": "fourier", "low_pass_mask": "fourier", "soft_low_pass_mask": "fourier", "spectral_fuse": "fourier",
+    "FrequencyDisentangledNet": "networks", "FrequencySplit": "networks", "build_backbone": "networks",
+    "FrequencyDisentangle": "transforms", "FrequencyDisentangled": "transforms",
+    "FrequencyDisentangleD": "transforms", "FrequencyDisentangleDict": "transforms",
+    "IntensityScale": "intensity", "IntensityScaled": "intensity",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,19 +1,20 @@
-"""Command line: ``python -m freq_transforms <command> --help``.
+"""Command line: ``python -m freq_transforms <command> [--option value ...]`` (``--help`` on each).
 
-Commands: ``demo`` (the main job on phantoms), ``phantoms``, ``split``, ``figure``, ``sweep``, ``bench``,
-``release``.
+fire runs the commands. Before it does, every option is checked against the command's signature: fire would apply
+an option it cannot bind to the command's *result*, after the command had run (a mistyped ``--n_trian`` split with
+the default, a mistyped ``release`` flag released anyway). ``--help`` is written from the signatures and docstrings
+here, without importing torch or MONAI, so it and the light commands start fast.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import fire
-
-from .data import DataError, make_split
-
+PROG = "python -m freq_transforms"
 
 
 def _as_list(values) -> List:
@@ -42,17 +43,43 @@ def phantoms(task: str, out: str, n: int = 12, seed: int = 0, shape: Optional[Se
 
 def split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0, seed: int = 0,
           n_train: Optional[int] = None, output_dir: Optional[str] = None, folds: Optional[int] = None,
-          fold: int = 0) -> Dict[str, int]:
-    """Show (and with ``output_dir`` write) the train/val/test split a bundle would use (``folds``/``fold``:
-    one fold of a cross-validation)."""
+          fold: int = 0, list_cases: bool = False) -> str:
+    """Show the train/val/test split a bundle would use (and with output_dir write it as split.json).
+
+    Args:
+        dataset_dir: MSD-layout folder (dataset.json, imagesTr/, labelsTr/).
+        split_ratio: train,val,test proportions, e.g. 25,7,9 (the bundle's split_ratio).
+        split_seed: seed of the val/test cut (fixed per dataset: the same val and test for every run).
+        seed: training seed; orders the train part, of which the first n_train are used.
+        n_train: training cases to use (default: the whole train part).
+        output_dir: also write split.json there.
+        folds: K-fold cross-validation instead of split_ratio (test on fold `fold`, validate on the next).
+        fold: which fold (0..folds-1).
+        list_cases: list the cases of each part, not just their counts.
+    """
+    from .data import make_split
+
     parts = make_split(dataset_dir, [float(r) for r in _as_list(split_ratio)], split_seed, seed, n_train, output_dir,
                        folds=folds, fold=fold)
-    return {name: len(items) for name, items in parts.items()}
+    lines = []
+    for name, items in parts.items():
+        lines.append(f"{name}: {len(items)}")
+        if list_cases:
+            lines += [f"  {Path(item['image']).name}" for item in items]
+    return "\n".join(lines)
 
 
 def figure(image: str, out: str = "frequency_split.png", cutoffs: Sequence[float] = (0.05, 0.1, 0.25),
            mask: str = "box", centered: bool = True) -> str:
-    """PNG of an image's middle slice and its low/high parts for a few cutoffs."""
+    """PNG of an image's middle slice and its low/high parts for a few cutoffs.
+
+    Args:
+        image: a NIfTI image.
+        out: PNG to write.
+        cutoffs: cutoffs to show, one row each, e.g. 0.05,0.1,0.25.
+        mask: low-pass mask: box, ball or gaussian.
+        centered: the true low-pass (True) or the released code's unshifted split (False).
+    """
     from .plots import frequency_split_figure
 
     return str(frequency_split_figure(image, out, [float(c) for c in _as_list(cutoffs)], mask, centered))
@@ -65,24 +92,26 @@ def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_inte
     Args:
         out: output folder (phantoms, one run folder per fusion mode, results.md, demo.png).
         n_cases: phantom cases (split into train/val/test in the paper's proportions).
-        epochs, val_interval: training length (minutes on 2 CPU cores with the defaults).
+        epochs: training epochs per fusion mode (minutes on 2 CPU cores with the defaults).
+        val_interval: validate every this many epochs (and after the last).
         fusions: FD modes to compare, e.g. none,early,late (default: none and the bundle's default FD mode).
         seed: training seed.
         bundle: bundle folder (default: the hippocampus bundle installed with the package).
     """
+    from .bundle_paths import bundle_dir
     from .demo import run_demo
 
-    bundle_dir = Path(bundle) if bundle else bundle_dir_of("hippocampus_mri_fd_segmentation")
-    return str(run_demo(Path(out), bundle_dir, n_cases, epochs, val_interval, _as_list(fusions) if fusions else None,
+    folder = Path(bundle) if bundle else bundle_dir("hippocampus_mri_fd_segmentation")
+    return str(run_demo(Path(out), folder, n_cases, epochs, val_interval, _as_list(fusions) if fusions else None,
                         seed))
 
 
 def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str] = None,
             weights_url: Optional[str] = None) -> Dict[str, Dict[str, str]]:
-    """Write zoo-style archives ``<out>/<name>_v<version>.zip`` and ``<out>/model_info.json``.
+    """Write zoo-style archives <out>/<name>_v<version>.zip and <out>/model_info.json.
 
     Args:
-        bundles: folder of bundles.
+        bundles: folder of bundles (its model_info.json records the released versions).
         out: output folder (an existing model_info.json is merged, older versions stay listed).
         base_url: where the zips will be published, e.g. a GitHub release's download URL.
         weights_url: host models/ apart (a large_files.yml is shipped instead), e.g. a Hugging Face repo.
@@ -98,16 +127,17 @@ def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optio
 
     Args:
         repeats: repeats per measurement (medians are printed).
-        train_size: network input size of the train-step measurement.
+        train_size: network input size of the train-step measurement, e.g. 64,64,48.
         out: also write the Markdown report there (e.g. docs/benchmarks.md).
         bundle: bundle whose preprocessing is timed (default: the hippocampus bundle installed with the package).
     """
-    from .bench import run_benchmarks
     from .atomic import atomic_write_text
+    from .bench import run_benchmarks
+    from .bundle_paths import bundle_dir
 
-    bundle_dir = Path(bundle) if bundle else bundle_dir_of("hippocampus_mri_fd_segmentation")
+    folder = Path(bundle) if bundle else bundle_dir("hippocampus_mri_fd_segmentation")
     size = [int(s) for s in _as_list(train_size)]
-    report = run_benchmarks(repeats, size, bundle_dir if bundle_dir.is_dir() else None)
+    report = run_benchmarks(repeats, size, folder)
     if out:
         command = f"python -m freq_transforms bench --repeats {repeats} --train_size {','.join(map(str, size))}"
         atomic_write_text(out, f"# Benchmarks\n\nCommand: `{command}`\n\n{report}\n")
@@ -123,9 +153,9 @@ def sweep(bundle: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8, 17
         bundle: bundle folder, e.g. bundles/hippocampus_mri_fd_segmentation.
         dataset_dir: MSD-layout folder (split by the bundle: fixed val/test, nested train subsets).
         out: output folder: runs/<n>_<fusion>_s<seed>/, summary.csv, summary.md, dice_vs_ntrain.png.
-        n_train: training-set sizes; "all" for the whole train part.
-        fusion: FD modes.
-        seeds: training seeds.
+        n_train: training-set sizes, e.g. 4,8,17; "all" for the whole train part.
+        fusion: FD modes, e.g. none,early,late.
+        seeds: training seeds, e.g. 0,1,2.
         epochs: epochs per run.
         test_dir: score an external MSD-layout test set instead of the bundle's test split.
         overrides: more bundle overrides, e.g. "{'val_interval': 10, 'cutoff': 0.2}".
@@ -141,12 +171,12 @@ def sweep(bundle: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8, 17
 
 
 def export(out: str, dest: str, task: Optional[str] = None) -> str:
-    """Copy a sweep's per-run records (per-case metrics, splits, validation Dice; no weights) to dest and
-    write summary.csv, summary.md and dice_vs_ntrain.png there.
+    """Copy a sweep's per-run records (per-case metrics, splits, validation Dice; no weights) and summarise them.
 
     Args:
         out: the sweep's output folder.
-        dest: folder to create or update, e.g. docs/results/hippocampus_grid.
+        dest: folder to create or update, e.g. docs/results/hippocampus_grid (summary.csv, summary.md and
+            dice_vs_ntrain.png are written there).
         task: name in the table's task column (default: dest's name).
     """
     from .sweep import export_records
@@ -159,10 +189,13 @@ def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_
     """Paired bootstrap CI of mean test Dice between two sweeps' runs on the same test cases (A minus B).
 
     Args:
-        a, b: sweep output folders (e.g. an ablation sweep and the main grid).
+        a: sweep output folder of side A (e.g. an ablation sweep).
+        b: sweep output folder of side B (e.g. the main grid); may be the same as a.
         n_train: training-set size of the runs to compare ("all" for the full train part).
-        fusion_a, fusion_b: FD mode on each side (fusion_b defaults to fusion_a).
-        arch_a, arch_b: layer layout on each side (v2 or paper; default: any), e.g. to compare layouts in one sweep.
+        fusion_a: FD mode of side A.
+        fusion_b: FD mode of side B (default: fusion_a).
+        arch_a: layer layout of side A (v2 or paper; default: any).
+        arch_b: layer layout of side B (v2 or paper; default: any).
         seed: compare the runs of this seed only (default: each side averaged over all its seeds).
     """
     from .sweep import compare_runs
@@ -173,41 +206,170 @@ def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_
 
 
 def contrast(task: str = "red_nucleus", n: int = 6) -> Dict[str, float]:
-    """How far each intensity scaling sets the target apart from the tissue around it, on phantoms of a task
-    (mean scaled target minus mean scaled surroundings, averaged over n phantoms)."""
-    from .intensity import phantom_contrast
+    """How far each intensity scaling sets the target apart from the tissue around it, on phantoms of a task.
+
+    Args:
+        task: red_nucleus, dentate_nucleus, spleen, heart or hippocampus.
+        n: phantoms to average over (mean scaled target minus mean scaled surroundings).
+    """
+    from .contrast import phantom_contrast
 
     return {mode: round(value, 3) for mode, value in phantom_contrast(task, n=int(n)).items()}
 
 
-class Bundles:
-    """The bundles' source (bundle_source/: JSON configs, a Markdown README template, one task file per bundle)."""
+def bundles_build(check: bool = False, source: str = "bundle_source", out: str = "bundles") -> str:
+    """Write bundles/<name>/ for every bundle_source/tasks/<name>.json (run from the repository root).
 
-    def build(self, check: bool = False, source: str = "bundle_source", out: str = "bundles") -> str:
-        """Write bundles/<name>/ for every bundle_source/tasks/<name>.json (run from the repository root).
+    Args:
+        check: only report the files that differ from what the source produces (exit 1 if any).
+        source: the source folder (shared configs, README template, one task file per bundle).
+        out: the folder of the bundles.
+    """
+    from .bundle_build import build_bundles
 
-        Args:
-            check: only report the files that differ from what the source produces (exit 1 if any).
-            source: the source folder.
-            out: the folder of the bundles.
-        """
-        from .bundle_build import build_bundles
-
-        changed = build_bundles(Path(source), Path(out), check=bool(check))
-        if check and changed:
-            print("out of date (run python -m freq_transforms bundles build):\n  " + "\n  ".join(changed))
-            sys.exit(1)
-        return f"{len(changed)} file(s) {'differ' if check else 'written'}"
+    changed = build_bundles(Path(source), Path(out), check=bool(check))
+    if check and changed:
+        print("out of date (run python -m freq_transforms bundles build):\n  " + "\n  ".join(changed))
+        sys.exit(1)
+    return f"{len(changed)} file(s) {'differ' if check else 'written'}"
 
 
-COMMANDS = {"demo": demo, "contrast": contrast, "bundles": Bundles(), "export": export, "compare": compare, "bench": bench, "sweep": sweep, "phantoms": phantoms, "split": split, "figure": figure, "release": release}
+COMMANDS: Dict[str, Callable] = {"demo": demo, "phantoms": phantoms, "split": split, "figure": figure,
+                                 "sweep": sweep, "export": export, "compare": compare, "bench": bench,
+                                 "contrast": contrast, "release": release, "bundles build": bundles_build}
+
+
+class UsageError(ValueError):
+    """A command line that cannot run: unknown command or option, too many arguments."""
+
+
+def _summary(fn: Callable) -> str:
+    return (inspect.getdoc(fn) or "").splitlines()[0]
+
+
+def _described_options(fn: Callable) -> Dict[str, str]:
+    """``name -> description`` from the ``Args:`` section of ``fn``'s docstring (continuation lines joined)."""
+    doc = inspect.getdoc(fn) or ""
+    found: Dict[str, str] = {}
+    if "Args:" not in doc:
+        return found
+    current = None
+    for line in doc.split("Args:", 1)[1].splitlines():
+        if line.startswith("    ") and not line.startswith("        ") and ":" in line:
+            names, text = line.strip().split(":", 1)
+            current = [n.strip() for n in names.split(",")]
+            for name in current:
+                found[name] = text.strip()
+        elif line.startswith("        ") and current:
+            for name in current:
+                found[name] += " " + line.strip()
+        elif line.strip():
+            break
+    return found
+
+
+def _type_word(parameter: inspect.Parameter) -> str:
+    text = str(parameter.annotation).replace("typing.", "")
+    if "Sequence" in text or "List" in text:
+        return "list"
+    for word in ("bool", "int", "float", "Dict", "str"):
+        if word in text:
+            return "dict" if word == "Dict" else word
+    return "value"
+
+
+def command_help(name: str) -> str:
+    """The ``--help`` text of one command: usage, what it does, every option with type, default and meaning."""
+    fn = COMMANDS[name]
+    params = inspect.signature(fn).parameters
+    described = _described_options(fn)
+    required = [p for p in params.values() if p.default is inspect.Parameter.empty]
+    usage = f"usage: {PROG} {name} " + " ".join(f"<{p.name}>" for p in required) + " [--option value ...]"
+    lines = [usage, "", _summary(fn), "", "options (also --name=value; lists as a,b,c):"]
+    for p in params.values():
+        default = "required" if p.default is inspect.Parameter.empty else f"default {p.default!r}"
+        if _type_word(p) == "bool" and p.default is False:
+            default = "flag, default False"
+        lines.append(f"  --{p.name} ({_type_word(p)}, {default})")
+        lines.append(f"      {described.get(p.name, '')}")
+    return "\n".join(lines)
+
+
+def main_help() -> str:
+    """The top-level ``--help``: every command with its one-line summary."""
+    width = max(len(n) for n in COMMANDS)
+    lines = [f"usage: {PROG} <command> [--option value ...]   ({PROG} <command> --help for its options)", "",
+             "commands:"]
+    lines += [f"  {name.ljust(width)}  {_summary(fn)}" for name, fn in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def _nearest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def resolve_command(argv: Sequence[str]) -> Tuple[str, List[str]]:
+    """The command named at the start of ``argv`` (one or two words) and the arguments after it."""
+    for words in (2, 1):
+        name = " ".join(argv[:words])
+        if len(argv) >= words and name in COMMANDS:
+            return name, list(argv[words:])
+    word = argv[0] if argv else ""
+    subcommands = [c.split()[1] for c in COMMANDS if " " in c and c.split()[0] == word]
+    if subcommands:
+        raise UsageError(f"{word} needs a subcommand: {', '.join(subcommands)} (e.g. {PROG} {word} {subcommands[0]} "
+                         "--help)")
+    raise UsageError(f"unknown command {word!r}{_nearest(word, [c.split()[0] for c in COMMANDS])}; "
+                     f"commands: {', '.join(COMMANDS)}")
+
+
+def check_arguments(name: str, args: Sequence[str]) -> None:
+    """Raise :class:`UsageError` naming the first option ``name`` does not have (and the nearest one it has), or
+    too many positional arguments, before anything runs."""
+    params = inspect.signature(COMMANDS[name]).parameters
+    options = [f"--{p}" for p in params]
+    positional, index = 0, 0
+    while index < len(args):
+        token = args[index]
+        index += 1
+        if token.startswith("--") and len(token) > 2:
+            option = token.split("=", 1)[0].replace("-", "_")
+            key = option[2:]
+            if key not in params:
+                raise UsageError(f"{name} has no option --{key}{_nearest('--' + key, options)}")
+            is_flag = _type_word(params[key]) == "bool"
+            if "=" not in token and not is_flag and index < len(args):
+                index += 1  # its value
+            elif is_flag and index < len(args) and args[index].lower() in ("true", "false"):
+                index += 1
+        else:
+            positional += 1
+    if positional > len(params):
+        raise UsageError(f"{name} takes at most {len(params)} arguments, got {positional}: see {PROG} {name} --help")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point; bad input ends with a one-line ``error: ...`` and exit code 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        fire.Fire(COMMANDS, command=argv, name="python -m freq_transforms")
-    except (DataError, ValueError, FileExistsError, FileNotFoundError) as err:  # ReleaseError is a ValueError
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            print(main_help())
+            return
+        name, args = resolve_command(argv)
+        if "--help" in args or "-h" in args:
+            print(command_help(name))
+            return
+        check_arguments(name, args)
+        import fire
+
+        from .data import DataError
+
+        try:
+            fire.Fire(COMMANDS[name], command=args, name=f"{PROG} {name}")
+        except (DataError, ValueError, FileExistsError, FileNotFoundError) as err:  # ReleaseError is a ValueError
+            raise UsageError(str(err)) from None
+    except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

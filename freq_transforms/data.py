@@ -18,7 +18,7 @@ from .atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DataError", "load_msd_datalist", "image_fingerprint", "participant_groups", "split_datalist",
+__all__ = ["DataError", "load_msd_datalist", "image_fingerprint", "participant_groups", "cached_fingerprints", "fingerprint_cache_file", "split_datalist",
            "fold_assignment", "make_split", "bundle_split", "image_list", "bundle_image_list", "load_voxels",
            "NAN_POLICIES", "check_case", "check_datalist", "checked_datalist", "move_files"]
 
@@ -96,13 +96,48 @@ def image_fingerprint(path: str) -> str:
     return digest.hexdigest()
 
 
+def fingerprint_cache_file() -> Path:
+    """Where image fingerprints are kept between runs: ``$FREQ_TRANSFORMS_CACHE/fingerprints.json``, by default
+    under ``$XDG_CACHE_HOME`` (``~/.cache``)/freq_transforms."""
+    root = os.environ.get("FREQ_TRANSFORMS_CACHE") or \
+        str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "freq_transforms")
+    return Path(root) / "fingerprints.json"
+
+
+def _file_key(path: str) -> str:
+    stat = os.stat(path)
+    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def cached_fingerprints(paths: Sequence[str]) -> List[str]:
+    """:func:`image_fingerprint` of each path, read from and added to :func:`fingerprint_cache_file` (keyed by
+    path, size and modification time, so a changed file is hashed again): a dataset's voxels are hashed once,
+    not at every train and evaluate start. An unwritable cache folder only costs the re-hashing."""
+    cache_file = fingerprint_cache_file()
+    try:
+        cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    except (OSError, ValueError):
+        cache = {}
+    keys = [_file_key(p) for p in paths]
+    missing = [i for i, key in enumerate(keys) if key not in cache]
+    for i in tqdm(missing, desc="hashing images", disable=len(missing) < 50, leave=False):
+        cache[keys[i]] = image_fingerprint(paths[i])
+    if missing:
+        try:
+            atomic_write_text(cache_file, json.dumps(cache))
+        except OSError as err:
+            logger.warning(f"image fingerprints not cached ({cache_file}: {err})")
+    return [cache[key] for key in keys]
+
+
 def participant_groups(items: Sequence[Item]) -> List[List[int]]:
     """Indices of ``items`` grouped by identical image content (e.g. MSD heart la_005 / la_026: one image,
     two annotations), in order of first appearance. Cases of one group are one participant: any split must
-    keep them together, or the same image is trained on and scored."""
+    keep them together, or the same image is trained on and scored. Fingerprints are cached
+    (:func:`cached_fingerprints`)."""
     by_hash: Dict[str, List[int]] = {}
-    for index, item in enumerate(tqdm(items, desc="hashing images", disable=len(items) < 50, leave=False)):
-        by_hash.setdefault(image_fingerprint(item["image"]), []).append(index)
+    for index, digest in enumerate(cached_fingerprints([item["image"] for item in items])):
+        by_hash.setdefault(digest, []).append(index)
     return sorted(by_hash.values(), key=lambda group: group[0])
 
 
@@ -294,13 +329,12 @@ def make_split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), s
 
 
 def bundle_split(*args: Any, **kwargs: Any) -> Dict[str, List[Item]]:
-    """:func:`make_split` for bundle configs: a data problem is also logged as one ``ERROR`` line,
-    so it stands out above monai.bundle's traceback."""
+    """:func:`make_split` for bundle configs: a data problem reads ``dataset check failed: <file> ...``
+    (one line from ``python -m monai.bundle run``: :mod:`freq_transforms.bundle_checks`)."""
     try:
         return make_split(*args, **kwargs)
     except DataError as err:
-        logger.error(f"dataset check failed: {err}")
-        raise
+        raise DataError(f"dataset check failed: {err}") from None
 
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -321,13 +355,12 @@ def image_list(path: str | os.PathLike) -> List[str]:
 
 
 def bundle_image_list(path: str | os.PathLike) -> List[str]:
-    """:func:`image_list` for bundle configs: a bad ``input_dir`` is also logged as one ``ERROR`` line, so it
-    stands out above monai.bundle's traceback."""
+    """:func:`image_list` for bundle configs: a bad ``input_dir`` reads ``input check failed: ...`` (one line
+    from ``python -m monai.bundle run``: :mod:`freq_transforms.bundle_checks`)."""
     try:
         return image_list(path)
     except DataError as err:
-        logger.error(f"input check failed: {err}")
-        raise
+        raise DataError(f"input check failed: {err}") from None
 
 
 def move_files(src_dir: str | os.PathLike, dst_dir: str | os.PathLike) -> List[str]:

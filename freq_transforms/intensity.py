@@ -12,7 +12,7 @@ from monai.transforms import (MapTransform, ScaleIntensity, ScaleIntensityRange,
                               Transform)
 from monai.utils import TransformBackends
 
-__all__ = ["INTENSITY_MODES", "IntensityScale", "IntensityScaled", "phantom_contrast"]
+__all__ = ["INTENSITY_MODES", "IntensityScale", "IntensityScaled"]
 
 INTENSITY_MODES = ("paper", "ct_window", "percentile")
 
@@ -80,25 +80,3 @@ class IntensityScaled(MapTransform):
         for key in self.key_iterator(out):
             out[key] = self.scale(out[key])
         return out
-
-
-def phantom_contrast(task: str, modes: Sequence[str] = INTENSITY_MODES, n: int = 6) -> Dict[str, float]:
-    """Mean over ``n`` phantoms of ``task`` of (mean scaled target) - (mean scaled surrounding tissue), per mode.
-
-    The surrounding tissue is the non-target head (QSM), the other soft tissue 20..80 HU (CT) or the
-    non-target body (MRI): how far each scaling sets the target apart where the network has to find it."""
-    from .phantoms import make_case
-
-    result = {}
-    for mode in modes:
-        scale, values = IntensityScale(mode), []
-        for seed in range(int(n)):
-            image, label, _ = make_case(task, seed)
-            if task == "spleen":
-                around = (image > 20) & (image < 80) & (label == 0)
-            else:
-                around = (image != 0) & (label == 0)
-            scaled = np.asarray(scale(torch.from_numpy(image)[None])[0])
-            values.append(float(scaled[label > 0].mean() - scaled[around].mean()))
-        result[mode] = float(np.mean(values))
-    return result

@@ -9,20 +9,11 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
+from monai.data.utils import affine_to_spacing
 from monai.metrics import HausdorffDistanceMetric
 from scipy import stats
 
-__all__ = ["Interval", "bootstrap_ci", "paired_difference_ci", "read_metric_csv", "voxel_spacing",
-           "HausdorffDistanceMM"]
-
-
-def voxel_spacing(affine: torch.Tensor | np.ndarray) -> List[float]:
-    """Voxel size along each array axis (the column norms of the affine's rotation-zoom part)."""
-    affine = torch.as_tensor(affine, dtype=torch.float64)
-    if affine.ndim == 3:  # a batch of one
-        affine = affine[0]
-    dims = affine.shape[-1] - 1
-    return torch.linalg.norm(affine[:dims, :dims], dim=0).tolist()
+__all__ = ["Interval", "bootstrap_ci", "paired_difference_ci", "read_metric_csv", "HausdorffDistanceMM"]
 
 
 class HausdorffDistanceMM(HausdorffDistanceMetric):
@@ -40,7 +31,9 @@ class HausdorffDistanceMM(HausdorffDistanceMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs) -> torch.Tensor:  # type: ignore[override]
         affine = getattr(y, "affine", None)
         if kwargs.get("spacing") is None and affine is not None:
-            kwargs["spacing"] = voxel_spacing(affine)
+            affine = torch.as_tensor(affine, dtype=torch.float64)
+            matrix = affine[0] if affine.ndim == 3 else affine  # a batch of one
+            kwargs["spacing"] = affine_to_spacing(matrix, r=matrix.shape[-1] - 1).tolist()
         return super()._compute_tensor(y_pred, y, **kwargs)
 
 

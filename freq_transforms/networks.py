@@ -439,22 +439,34 @@ class FrequencyDisentangledNet(nn.Module):
         self.branches: nn.Module = _NoBranches()
         self.head: nn.Module = nn.Identity()
         self.correction: nn.Module = _NoCorrection()
+        self.divisor: List[int] = []
         if self.v2 or fusion == "none":
-            self.backbone = self._make_backbone(backbone, in_channels, out_channels, backbone_kwargs or {})
-            self.divisor: List[int] = backbone_divisor(self.backbone, spatial_dims)
-            if fusion == "early" and self.v2:
-                split_input_convs(self.backbone, in_channels, spatial_dims, self.divisor)
-            if fusion == "late" and self.v2:
-                stride = 2 ** max(0, min(3, int(math.floor(math.log2(1.0 / cutoff)))))  # <= 1 / cutoff, <= 8
-                self.correction = LowFrequencyCorrection(spatial_dims, in_channels, out_channels, features, stride)
-            return
-        self.branches = FrequencyBranches(spatial_dims, in_channels, features)
-        fused_channels = 2 * features if fuse == "concat" else features
-        backbone_in = {"early": fused_channels, "late": features}[fusion]
-        backbone_out = features if fusion == "late" else out_channels
-        self.backbone = self._make_backbone(backbone, backbone_in, backbone_out, backbone_kwargs or {})
-        self.divisor = backbone_divisor(self.backbone, spatial_dims)
-        if fusion == "late":
+            self._build_v2(backbone, backbone_kwargs or {}, cutoff)
+        else:
+            self._build_paper(backbone, backbone_kwargs or {})
+
+    def _build_v2(self, backbone: Backbone, backbone_kwargs: Dict[str, Any], cutoff: float) -> None:
+        """The plain backbone (``none``), its input convs split in two (early v2), or a zero-started low-band
+        correction of its logits (late v2)."""
+        self.backbone = self._make_backbone(backbone, self.in_channels, self.out_channels, backbone_kwargs)
+        self.divisor = backbone_divisor(self.backbone, self.spatial_dims)
+        if self.fusion == "early" and self.v2:
+            split_input_convs(self.backbone, self.in_channels, self.spatial_dims, self.divisor)
+        if self.fusion == "late" and self.v2:
+            stride = 2 ** max(0, min(3, int(math.floor(math.log2(1.0 / cutoff)))))  # <= 1 / cutoff, <= 8
+            self.correction = LowFrequencyCorrection(self.spatial_dims, self.in_channels, self.out_channels,
+                                                     self.features, stride)
+
+    def _build_paper(self, backbone: Backbone, backbone_kwargs: Dict[str, Any]) -> None:
+        """The released code's layout: a conv per band, fused before the backbone (early) or after it, then a
+        head (late)."""
+        self.branches = FrequencyBranches(self.spatial_dims, self.in_channels, self.features)
+        fused_channels = 2 * self.features if self.fuse_op == "concat" else self.features
+        backbone_in = {"early": fused_channels, "late": self.features}[self.fusion]
+        backbone_out = self.features if self.fusion == "late" else self.out_channels
+        self.backbone = self._make_backbone(backbone, backbone_in, backbone_out, backbone_kwargs)
+        self.divisor = backbone_divisor(self.backbone, self.spatial_dims)
+        if self.fusion == "late":
             self.head = self._make_head(fused_channels)
 
     @property
@@ -535,10 +547,16 @@ class FrequencyDisentangledNet(nn.Module):
         if self.fusion == "none":
             return self._run_backbone(x)
         if self.v2:
-            if self.fusion == "early":
-                return self._run_backbone(self.split.stacked(x))
-            low, high = self.split(x)
-            return self.correction(low, self._run_backbone(high))
+            return self._forward_v2(x)
+        return self._forward_paper(x)
+
+    def _forward_v2(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fusion == "early":
+            return self._run_backbone(self.split.stacked(x))
+        low, high = self.split(x)
+        return self.correction(low, self._run_backbone(high))
+
+    def _forward_paper(self, x: torch.Tensor) -> torch.Tensor:
         low, high = self.split(x)
         low_features, high_features = self.branches(low, high)
         if self.fusion == "early":

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from freq_transforms import IntensityScale, IntensityScaled
-from freq_transforms.intensity import phantom_contrast
+from freq_transforms.contrast import phantom_contrast
 from freq_transforms.phantoms import make_case
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from monai.handlers import IgniteMetricHandler, from_engine
 from monai.metrics import HausdorffDistanceMetric
 from ignite.engine import Engine
 
-from freq_transforms.metrics import HausdorffDistanceMM, voxel_spacing
+from freq_transforms.metrics import HausdorffDistanceMM
 
 
 def _one_hot_box(start: int, spacing, shape=(20, 12, 12)) -> MetaTensor:
@@ -16,12 +16,16 @@ def _one_hot_box(start: int, spacing, shape=(20, 12, 12)) -> MetaTensor:
     return MetaTensor(torch.stack([1 - mask, mask]), affine=torch.diag(torch.tensor([*spacing, 1.0])))
 
 
-def test_voxel_spacing_reads_rotated_and_batched_affines():
-    rotation = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=float)
-    affine = np.eye(4)
-    affine[:3, :3] = rotation @ np.diag([0.5, 2.0, 3.0])
-    np.testing.assert_allclose(voxel_spacing(affine), [0.5, 2.0, 3.0])
-    np.testing.assert_allclose(voxel_spacing(torch.as_tensor(affine)[None]), [0.5, 2.0, 3.0])
+def test_hd95_reads_spacing_from_a_rotated_batched_affine():
+    """Spacing per array axis is the column norm of the affine's rotation-zoom part (monai's affine_to_spacing)."""
+    rotation = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    affine = torch.eye(4, dtype=torch.float64)
+    affine[:3, :3] = rotation @ torch.diag(torch.tensor([2.0, 1.0, 1.0], dtype=torch.float64))
+    pred, label = _one_hot_box(3, (1.0, 1.0, 1.0)), _one_hot_box(6, (1.0, 1.0, 1.0))  # 3 voxels apart on axis 0
+    label = MetaTensor(label.as_tensor(), affine=affine)
+    metric = HausdorffDistanceMM(include_background=False, percentile=95)
+    distance = metric(pred[None], label[None])
+    assert float(distance) == 6.0  # 3 voxels of 2 mm
 
 
 def test_hd95_scales_with_spacing_through_the_ignite_handler():

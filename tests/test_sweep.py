@@ -158,3 +158,48 @@ def test_compare_can_restrict_to_one_seed(tmp_path):
                                                     "val_dice": 0.5, "train_part": 8}))
     same = compare_runs(tmp_path, tmp_path, 4, "early", "early", "v2", "paper", seed=0)
     assert "A - B 10.00 [10.00, 10.00]" in same  # seed 1 of v2 left out
+
+
+def test_image_fingerprints_are_hashed_once_per_file_version(tmp_path, monkeypatch):
+    """participant_groups runs at every train and evaluate start: each image is hashed once, again only when it
+    changes."""
+    import os
+    from unittest import mock
+
+    from freq_transforms import data
+    from freq_transforms.phantoms import write_phantom_dataset
+
+    monkeypatch.setenv("FREQ_TRANSFORMS_CACHE", str(tmp_path / "cache"))
+    items = data.load_msd_datalist(write_phantom_dataset("hippocampus", tmp_path / "d", n=4, seed=0,
+                                                         shape=[16, 16, 12], progress=False))
+    with mock.patch.object(data, "image_fingerprint", wraps=data.image_fingerprint) as hashed:
+        first = data.participant_groups(items)
+        assert hashed.call_count == 4
+        assert data.participant_groups(items) == first and hashed.call_count == 4  # all from the cache
+        stat = os.stat(items[1]["image"])
+        os.utime(items[1]["image"], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert data.participant_groups(items) == first and hashed.call_count == 5  # the changed file only
+    assert (tmp_path / "cache" / "fingerprints.json").is_file()
+
+
+def test_demo_reports_an_empty_prediction_instead_of_crashing(tmp_path, monkeypatch):
+    """An empty prediction has no HD95 (NaN, as MONAI returns): the demo reports through the sweep's summary,
+    which leaves such cases out of HD95 and keeps them in Dice."""
+    import math
+
+    from freq_transforms import demo
+
+    def fake_run(bundle, run_dir, common, n, fusion, seed, epochs, test_dir, logging_file):
+        hd95 = [2.0, float("nan"), 3.0] if fusion == "early" else [2.5, 2.0, 3.5]
+        return {"n_train": n, "fusion": fusion, "arch": "v2", "seed": seed, "fold": None, "epochs": epochs,
+                "val_dice": 0.8, "train_part": 12, "files": ["a.nii.gz", "b.nii.gz", "c.nii.gz"],
+                "dice": [0.8, 0.0 if fusion == "early" else 0.7, 0.9], "hd95": hd95, "class_dice": {}}
+
+    monkeypatch.setattr(demo, "train_and_evaluate", fake_run)
+    monkeypatch.setattr(demo, "write_phantom_dataset", lambda *a, **k: None)
+    monkeypatch.setattr(demo, "prediction_figure", lambda *a, **k: tmp_path / "demo.png")
+    bundle = Path(__file__).resolve().parents[1] / "bundles" / "hippocampus_mri_fd_segmentation"
+    report = demo.run_demo(tmp_path / "out", bundle, 20, 1, 1, ["none", "early"], 0).read_text()
+    early = next(line for line in report.splitlines() if "| early |" in line)
+    assert "56.67" in early and "nan" not in early.lower()  # Dice keeps the empty case (0), HD95 leaves it out
+    assert not math.isnan(float(early.split("|")[8].split()[0]))

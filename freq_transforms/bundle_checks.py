@@ -1,0 +1,156 @@
+"""Check a bundle's settings before it writes anything, and show a bad setting or file as one line.
+
+``check_settings`` runs first in every bundle workflow (``initialize``): a wrong override (``--spatial_size
+"[64,64]"`` for a 3-D bundle, ``--fusion erly``) stops there, naming the key, before the previous weights are set
+aside or ``split.json`` is written. Importing this module (every bundle config does) also lets such an error, and
+a dataset problem (:class:`freq_transforms.data.DataError`), end ``python -m monai.bundle run`` with that one line
+instead of monai.bundle's wrapped traceback (:func:`one_line_errors`).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional, Sequence
+
+from .data import DataError
+
+__all__ = ["SettingsError", "check_settings", "one_line_errors"]
+
+FUSIONS = ("none", "early", "late")  # as freq_transforms.networks, without importing torch here
+ARCHS = ("v2", "paper")
+FUSE_OPS = ("spectral", "concat", "add")
+MASKS = ("box", "ball", "gaussian")
+INTENSITIES = ("paper", "ct_window", "percentile")
+
+
+class SettingsError(DataError):
+    """A bundle setting (config key or override) that cannot work; the message names the key."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_ints(key: str, value: Any, length: int, what: str) -> None:
+    if not isinstance(value, (list, tuple)) or len(value) != length or \
+            not all(_is_int(v) and v > 0 for v in value):
+        raise SettingsError(f"{key} must be {length} positive integers ({what}), got {value!r}")
+
+
+def _one_of(key: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise SettingsError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _positive(key: str, value: Any, integer: bool = True) -> None:
+    ok = _is_int(value) if integer else isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is not None and (not ok or value <= 0):
+        raise SettingsError(f"{key} must be a positive {'integer' if integer else 'number'}, got {value!r}")
+
+
+def _network_settings(spatial_size: Any, spatial_dims: int, num_classes: Any, class_names: Optional[Sequence[str]],
+                      in_channels: Any, fusion: Any, arch: Any, fuse: Any, mask: Any, cutoff: Any,
+                      features: Any) -> None:
+    _positive_ints("spatial_size", spatial_size, spatial_dims, f"one per axis of a {spatial_dims}-D image")
+    if not _is_int(num_classes) or num_classes < 2:
+        raise SettingsError(f"num_classes must be an integer >= 2 (background and at least one class), got "
+                            f"{num_classes!r}")
+    if class_names is not None and len(class_names) != num_classes:
+        raise SettingsError(f"class_names has {len(class_names)} names but num_classes is {num_classes}: give one "
+                            "name per class, background first")
+    _positive("in_channels", in_channels)
+    _one_of("fusion", fusion, FUSIONS)
+    _one_of("arch", arch, ARCHS)
+    _one_of("fuse", fuse, FUSE_OPS)
+    _one_of("mask", mask, MASKS)
+    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not 0 < cutoff < 1:
+        raise SettingsError(f"cutoff must be a number between 0 and 1 (a fraction of the spectrum), got {cutoff!r}")
+    _positive("features", features)
+
+
+def _intensity_settings(intensity: Any, ct_window: Any, intensity_percentiles: Any) -> None:
+    _one_of("intensity", intensity, INTENSITIES)
+    for key, value, low, high in (("ct_window", ct_window, -1e5, 1e5),
+                                  ("intensity_percentiles", intensity_percentiles, 0, 100)):
+        if value is None:
+            continue
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or \
+                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) or \
+                not low <= value[0] < value[1] <= high:
+            raise SettingsError(f"{key} must be two increasing numbers [low, high], got {value!r}")
+
+
+def _training_settings(split_ratio: Any, n_train: Any, folds: Any, fold: Any, epochs: Any, val_interval: Any,
+                       batch_size: Any, learning_rate: Any) -> None:
+    if split_ratio is not None and (not isinstance(split_ratio, (list, tuple)) or len(split_ratio) != 3 or
+                                    not all(isinstance(r, (int, float)) and r >= 0 for r in split_ratio)):
+        raise SettingsError(f"split_ratio must be three non-negative numbers (train, val, test), got {split_ratio!r}")
+    _positive("n_train", n_train)
+    if folds is not None:
+        if not _is_int(folds) or folds < 2:
+            raise SettingsError(f"folds must be an integer >= 2 (or null for split_ratio), got {folds!r}")
+        if not _is_int(fold) or not 0 <= fold < folds:
+            raise SettingsError(f"fold must be an integer in 0..{folds - 1} for folds={folds}, got {fold!r}")
+    _positive("epochs", epochs)
+    _positive("val_interval", val_interval)
+    _positive("batch_size", batch_size)
+    _positive("learning_rate", learning_rate, integer=False)
+
+
+def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion: Any, arch: Any, fuse: Any,
+                   mask: Any, cutoff: Any, features: Any, intensity: Any, ct_window: Any = None,
+                   intensity_percentiles: Any = None, class_names: Optional[Sequence[str]] = None,
+                   spatial_dims: int = 3, split_ratio: Any = None, n_train: Any = None, folds: Any = None,
+                   fold: Any = 0, epochs: Any = None, val_interval: Any = None, batch_size: Any = None,
+                   learning_rate: Any = None) -> bool:
+    """Raise :class:`SettingsError` naming the first bundle key whose value cannot work; ``True`` otherwise.
+
+    Keyword names are the bundle's config keys, so ``"settings_check": {"_target_":
+    "freq_transforms.bundle_checks.check_settings", "spatial_size": "@spatial_size", ...}`` checks what a run was
+    given, overrides included. Training-only keys (``split_ratio`` ... ``learning_rate``) are checked when passed.
+
+    Example::
+
+        >>> check_settings([64, 64], 3, 1, "early", "v2", "concat", "box", 0.1, 8, "paper")
+        Traceback (most recent call last):
+        ...
+        freq_transforms.bundle_checks.SettingsError: spatial_size must be 3 positive integers (one per axis of a 3-D image), got [64, 64]
+    """
+    _network_settings(spatial_size, spatial_dims, num_classes, class_names, in_channels, fusion, arch, fuse, mask,
+                      cutoff, features)
+    _intensity_settings(intensity, ct_window, intensity_percentiles)
+    _training_settings(split_ratio, n_train, folds, fold, epochs, val_interval, batch_size, learning_rate)
+    return True
+
+
+def _input_error(error: BaseException) -> Optional[DataError]:
+    """The :class:`DataError` in ``error``'s chain of causes (monai.bundle wraps it in 'Failed to evaluate ...')."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DataError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def one_line_errors() -> None:
+    """Make an uncaught exception caused by a bad setting or input file print ``error: <message>`` and nothing
+    else (exit status 1). Every other exception keeps the usual traceback. Installed once, when this module is
+    imported."""
+    previous = sys.excepthook
+    if getattr(previous, "freq_transforms_one_line", False):
+        return
+
+    def hook(kind, error, traceback) -> None:
+        found = _input_error(error)
+        if found is None:
+            previous(kind, error, traceback)
+        else:
+            print(f"error: {found}", file=sys.stderr)
+
+    hook.freq_transforms_one_line = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+one_line_errors()
