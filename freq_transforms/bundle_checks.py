@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 from .data import DataError
 
-__all__ = ["SettingsError", "check_settings", "one_line_errors"]
+__all__ = ["SettingsError", "OnnxExportError", "check_settings", "one_line_errors"]
 
 FUSIONS = ("none", "early", "late")  # as freq_transforms.networks, without importing torch here
 ARCHS = ("v2", "paper")
@@ -25,6 +25,14 @@ INTENSITIES = ("paper", "ct_window", "percentile")
 
 class SettingsError(DataError):
     """A bundle setting (config key or override) that cannot work; the message names the key."""
+
+
+class OnnxExportError(BaseException):
+    """A network setting that ONNX cannot express (an FFT); the message names it.
+
+    A ``BaseException`` on purpose: torch's ONNX exporter catches every ``Exception`` of its capture strategies
+    and tries the next, ending in an unrelated conversion error that hides this reason.
+    """
 
 
 def _is_int(value: Any) -> bool:
@@ -123,11 +131,11 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
     return True
 
 
-def _input_error(error: BaseException) -> Optional[DataError]:
+def _input_error(error: BaseException) -> Optional[BaseException]:
     """The :class:`DataError` in ``error``'s chain of causes (monai.bundle wraps it in 'Failed to evaluate ...')."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, DataError):
+        if isinstance(error, (DataError, OnnxExportError)):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__

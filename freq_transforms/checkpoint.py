@@ -18,11 +18,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from ignite.engine import Engine, Events
 
-__all__ = ["RECORD_KEY", "NETWORK_KEYS", "settings_that_matter", "weights_with_record", "recorded_settings",
+from .data import DataError
+
+__all__ = ["WeightsMismatchError", "RECORD_KEY", "NETWORK_KEYS", "settings_that_matter", "weights_with_record", "recorded_settings",
            "Mismatch", "find_mismatch", "describe_mismatch", "checkpoint_mismatch", "load_weights", "unwrap",
            "RecordedWeights", "WeightsLoader"]
 
 logger = logging.getLogger(__name__)
+
+
+class WeightsMismatchError(DataError):
+    """Weights that do not fit the network they are loaded into; the message says which settings to change."""
 
 RECORD_KEY = "freq_transforms"
 # every setting of FrequencyDisentangledNet that can decide which weights fit it; settings_that_matter picks the
@@ -212,9 +218,7 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
     target = unwrap(network)
     problem = describe_mismatch(target, state, style="bundle")
     if problem is not None:
-        message = f"checkpoint {path} does not fit the configured network: {problem}"
-        logger.error(message)
-        raise ValueError(message)
+        raise WeightsMismatchError(f"checkpoint {path} does not fit the configured network: {problem}")
     target.load_state_dict(state)
     record = recorded_settings(state)
     trained_at = (record or {}).get("spatial_size")

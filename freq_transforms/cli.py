@@ -217,6 +217,28 @@ def contrast(task: str = "red_nucleus", n: int = 6) -> Dict[str, float]:
     return {mode: round(value, 3) for mode, value in phantom_contrast(task, n=int(n)).items()}
 
 
+def overlay(bundle_root: str, fusion: str = "early", arch: str = "v2", cutoff: float = 0.1, mask: str = "box",
+            features: int = 8, fuse: str = "concat") -> str:
+    """Put FD on a model-zoo segmentation bundle: write <bundle_root>/configs/fd_overlay.json, print how to run it.
+
+    Args:
+        bundle_root: the bundle folder (configs/train.json or train.yaml with a network_def).
+        fusion: early (FD before the network; v2 starts as exactly the bundle's network) or late.
+        arch: v2 (FD at the network's cost, starting as it) or paper (the released code's layers).
+        cutoff: fraction of each axis's spectrum in the low band (the paper's 0.1).
+        mask: low-pass mask: box, ball or gaussian.
+        features: width of late v2's low-band head, or of the paper layout's branch convs.
+        fuse: paper layout only: concat, add or spectral.
+    """
+    from .overlay import OVERLAY_FILE, write_overlay
+
+    commands = write_overlay(bundle_root, fusion, arch, float(cutoff), mask, int(features), fuse)
+    lines = [f"wrote {Path(bundle_root) / OVERLAY_FILE}; from {bundle_root}:"]
+    lines += [f"  {name}: {command}" for name, command in commands.items()]
+    lines.append(f"without FD: the same commands without {OVERLAY_FILE}, with another bundle_root to compare")
+    return "\n".join(lines)
+
+
 def bundles_build(check: bool = False, source: str = "bundle_source", out: str = "bundles") -> str:
     """Write bundles/<name>/ for every bundle_source/tasks/<name>.json (run from the repository root).
 
@@ -236,7 +258,8 @@ def bundles_build(check: bool = False, source: str = "bundle_source", out: str =
 
 COMMANDS: Dict[str, Callable] = {"demo": demo, "phantoms": phantoms, "split": split, "figure": figure,
                                  "sweep": sweep, "export": export, "compare": compare, "bench": bench,
-                                 "contrast": contrast, "release": release, "bundles build": bundles_build}
+                                 "contrast": contrast, "overlay": overlay, "release": release,
+                                 "bundles build": bundles_build}
 
 
 class UsageError(ValueError):

@@ -29,7 +29,8 @@ Item = Dict[str, str]
 
 
 class DataError(ValueError):
-    """Bad dataset input; the message names the file or key at fault."""
+    """Bad input (a data file, a setting, a checkpoint that does not fit); the message, one line, names the file
+    or key at fault."""
 
 
 def _read_dataset_json(dataset_dir: Path) -> Dict[str, Any]:

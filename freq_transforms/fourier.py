@@ -235,8 +235,9 @@ def apply_along_axes(x: torch.Tensor, matrices: List[torch.Tensor], dims: List[i
         order = order[::-1]
     for i in order:
         if matrices[i].shape[1] > 0:
-            moved = torch.movedim(x, dims[i], -1).contiguous()
-            x = torch.movedim(moved @ matrices[i].to(moved.dtype), -1, dims[i])
+            last = x.dim() - 1  # positive dims: the ONNX exporter writes a negative one into Transpose as is
+            moved = torch.movedim(x, dims[i], last).contiguous()
+            x = torch.movedim(moved @ matrices[i].to(moved.dtype), last, dims[i])
     return x
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Dict, Hashable, Mapping, Sequence
 
-import numpy as np
-import torch
 
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import (MapTransform, ScaleIntensity, ScaleIntensityRange, ScaleIntensityRangePercentiles,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -15,7 +14,6 @@ from torch import nn
 from .fourier import (MASK_SHAPES, apply_along_axes, apply_low_pass, box_bases, build_mask, check_cutoff, filtered_dims,
                       separable_low_pass, soft_low_pass_mask, spectral_fuse)
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["FUSIONS", "FUSE_OPS", "ARCHS", "BACKBONE_DEFAULTS", "build_backbone", "backbone_divisor",
            "input_convs", "split_input_convs", "FrequencySplit", "FrequencyBranches", "LowFrequencyCorrection",
@@ -74,6 +72,31 @@ def backbone_divisor(net: nn.Module, spatial_dims: int) -> List[int]:
     return [1] * spatial_dims
 
 
+def probe(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence[int],
+          before_each: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """``net``'s output for a zero input of the smallest size it takes (twice its divisor, at least 16, else 32,
+    64, 96 or 128 per axis), in eval mode without gradients. The input of the current attempt is
+    ``probe.last_input``; ``before_each`` is called before every attempt."""
+    sizes = [[max(2 * int(d), 16) for d in divisor][:spatial_dims]] + [[n] * spatial_dims for n in (32, 64, 96, 128)]
+    was_training = net.training
+    error: Optional[Exception] = None
+    try:
+        for size in sizes:
+            x = torch.zeros(1, in_channels, *size)
+            probe.last_input = x  # type: ignore[attr-defined]
+            if before_each is not None:
+                before_each()
+            try:
+                with torch.no_grad():
+                    return net.eval()(x)
+            except RuntimeError as err:  # too small for its downsampling: try a larger size
+                error = err
+    finally:
+        net.train(was_training)
+    raise ValueError(f"{type(net).__name__} ran on no probe input of {in_channels} channels up to 128 voxels per "
+                     f"axis ({error})")
+
+
 def input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence[int]) -> List[str]:
     """Names of the convs that read the network's input tensor itself (found by one small forward pass).
 
@@ -81,22 +104,18 @@ def input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Se
     ``convInit``; for SwinUNETR the patch embedding and the first encoder block.
     """
     conv_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    size = [max(2 * int(d), 16) for d in divisor][:spatial_dims]
-    x = torch.zeros(1, in_channels, *size)
     found: List[str] = []
     hooks = []
     for name, module in net.named_modules():
         if isinstance(module, conv_types):
             def hook(mod: nn.Module, args: Tuple[Any, ...], name: str = name) -> None:
-                if args and isinstance(args[0], torch.Tensor) and args[0].data_ptr() == x.data_ptr():
+                current = probe.last_input  # type: ignore[attr-defined]
+                if args and isinstance(args[0], torch.Tensor) and args[0].data_ptr() == current.data_ptr():
                     found.append(name)
             hooks.append(module.register_forward_pre_hook(hook))
-    was_training = net.training
     try:
-        with torch.no_grad():
-            net.eval()(x)
+        probe(net, in_channels, spatial_dims, divisor, before_each=found.clear)
     finally:
-        net.train(was_training)
         for handle in hooks:
             handle.remove()
     return sorted(set(found))
@@ -187,8 +206,8 @@ class FrequencySplit(nn.Module):
         low = self._float32_low(x)
         channels = x.shape[1]
         out = torch.empty([x.shape[0], 2 * channels] + list(x.shape[2:]), dtype=torch.float32, device=x.device)
-        if torch.is_grad_enabled() and (x.requires_grad or low.requires_grad):
-            return torch.cat([low, x - low], dim=1)  # autograd cannot differentiate through out=
+        if torch.jit.is_tracing() or torch.is_grad_enabled() and (x.requires_grad or low.requires_grad):
+            return torch.cat([low, x - low], dim=1)  # autograd cannot differentiate through out=, nor ONNX export it
         out[:, :channels] = low
         torch.sub(x, low, out=out[:, channels:])
         return out
@@ -255,21 +274,21 @@ def linear_interpolation_matrix(source: torch.Tensor, target: torch.Tensor) -> t
     """``(len(source), len(target))`` matrix of 1-D linear interpolation from values at the increasing positions
     ``source`` to the positions ``target`` (held constant beyond the first and last source position).
 
-    ``F.interpolate`` places coarse samples on a uniform grid (``align_corners=False``: sample ``i`` at
-    ``(i + 0.5) * full / coarse - 0.5``); this takes any positions, so samples and pooled cells can agree on
-    where they are, partial edge cells included.
+    ``source`` must be evenly spaced except for its last step, which may be shorter (as :func:`cell_centres` of a
+    partial last cell). ``F.interpolate`` places coarse samples on a uniform grid (``align_corners=False``: sample
+    ``i`` at ``(i + 0.5) * full / coarse - 0.5``); this takes the positions given, so samples and pooled cells agree
+    on where they are. Built from element-wise operations only, so it exports to ONNX.
     """
     count = source.shape[0]
-    matrix = torch.zeros(count, target.shape[0], device=target.device, dtype=torch.float32)
-    columns = torch.arange(target.shape[0], device=target.device)
     if count == 1:
-        return matrix + 1.0
+        return torch.ones(1, target.shape[0], device=target.device, dtype=torch.float32)
     clamped = torch.clamp(target, min=float(source[0]), max=float(source[-1]))
-    left = torch.clamp(torch.searchsorted(source, clamped, right=True) - 1, min=0, max=count - 2)
+    step = source[1] - source[0]
+    left = torch.clamp(torch.floor((clamped - source[0]) / step), min=0.0, max=float(count - 2)).long()
     weight = (clamped - source[left]) / (source[left + 1] - source[left])
-    matrix.index_put_((left, columns), 1.0 - weight, accumulate=True)
-    matrix.index_put_((left + 1, columns), weight, accumulate=True)
-    return matrix
+    rows = torch.arange(count, device=target.device)[:, None]
+    return (rows == left[None, :]).float() * (1.0 - weight)[None, :] + \
+        (rows == (left + 1)[None, :]).float() * weight[None, :]
 
 
 class LowFrequencyCorrection(nn.Module):
@@ -481,13 +500,11 @@ class FrequencyDisentangledNet(nn.Module):
         naming the constructor keywords to use, and the bundle overrides, whoever loads them (``monai.bundle
         ckpt_export``, MONAI Label)."""
         if strict:
-            from .checkpoint import describe_mismatch
+            from .checkpoint import WeightsMismatchError, describe_mismatch
 
             problem = describe_mismatch(self, state_dict, style="python")
             if problem is not None:
-                message = f"the weights do not fit this network: {problem}"
-                logger.error(message)
-                raise ValueError(message)
+                raise WeightsMismatchError(f"the weights do not fit this network: {problem}")
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _make_backbone(self, backbone: Backbone, in_channels: int, out_channels: int,
@@ -540,7 +557,28 @@ class FrequencyDisentangledNet(nn.Module):
             return out[:, :, : sizes[0], : sizes[1], : sizes[2]]
         return out[:, :, : sizes[0], : sizes[1]]
 
+    @torch.jit.unused
+    def check_onnx_exportable(self) -> None:
+        """Raise one line naming the setting when this network needs an FFT, which ONNX cannot express: a mask
+        other than the centred box (the separable split is matrix products), a learnable cutoff, or the paper
+        layout's spectral fuse."""
+        from .bundle_checks import OnnxExportError
+
+        config = self._config
+        fft = []
+        if self.fusion != "none" and (config["mask"] != "box" or not config["centered"] or config["learnable_cutoff"]):
+            fft.append(f"mask={config['mask']!r}, centered={config['centered']}, "
+                       f"learnable_cutoff={config['learnable_cutoff']}")
+        if self.fusion != "none" and not self.v2 and self.fuse_op == "spectral":
+            fft.append("fuse='spectral'")
+        if fft:
+            raise OnnxExportError(f"ONNX export: {'; '.join(fft)} needs an FFT, which ONNX cannot express; export with "
+                            "mask='box', centered=True, a fixed cutoff and (arch='paper') fuse='concat' or 'add'")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            if torch.onnx.is_in_onnx_export():
+                self.check_onnx_exportable()
         if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input (B, {self.in_channels}, *{self.spatial_dims} spatial dims), "
                              f"got {list(x.shape)}")

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-__all__ = ["TASKS", "PhantomTask", "make_case", "write_phantom_dataset"]
+__all__ = ["TASKS", "PhantomTask", "make_case", "write_phantom_dataset", "write_image_label_pairs"]
 
 Array = np.ndarray
 
@@ -249,3 +249,40 @@ def write_phantom_dataset(task: str, out: str | os.PathLike, n: int = 12, seed: 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def write_image_label_pairs(out: str | os.PathLike, n: int, num_classes: int = 4, shape: Sequence[int] = (32, 32, 32),
+                            seed: int = 0, image_name: str = "img{:02d}.nii.gz",
+                            label_name: str = "lbl{:02d}.nii.gz") -> List[Tuple[Path, Path]]:
+    """Write ``n`` image/label phantom pairs with ``num_classes`` labels (0 background) into ``out`` under the file
+    names a bundle's configs glob for (the zoo's segmentation template reads ``img*.nii.gz`` / ``lbl*.nii.gz``).
+
+    Each foreground class is an ellipsoid of its own intensity, position jittered per case, in a noisy body.
+    Works for 2-D ``shape`` too. Returns the written ``(image, label)`` paths.
+    """
+    if int(num_classes) < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i in range(int(n)):
+        rng = np.random.default_rng(seed * 100_003 + i)
+        axes = [np.linspace(-1.0, 1.0, int(k), dtype=np.float32) for k in shape]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"))
+        label = np.zeros(tuple(int(k) for k in shape), np.uint8)
+        image = np.where((grid ** 2).sum(0) <= 0.9, 0.2, 0.0).astype(np.float32)
+        for c in range(1, int(num_classes)):
+            angle = 2 * np.pi * c / (int(num_classes) - 1)
+            centre = np.zeros(len(shape), np.float32)
+            centre[:2] = 0.45 * np.cos(angle), 0.45 * np.sin(angle)
+            centre += rng.normal(0.0, 0.04, len(shape)).astype(np.float32)
+            inside = (((grid - centre.reshape(-1, *[1] * len(shape))) / 0.22) ** 2).sum(0) <= 1.0
+            label[inside] = c
+            image[inside] = 0.2 + 0.8 * c / (int(num_classes) - 1)
+        image += rng.normal(0.0, 0.05, image.shape).astype(np.float32)
+        affine = np.diag([1.0] * 3 + [1.0])
+        paths = out / image_name.format(i), out / label_name.format(i)
+        nib.save(nib.Nifti1Image(image, affine), paths[0])
+        nib.save(nib.Nifti1Image(label, affine), paths[1])
+        written.append(paths)
+    return written

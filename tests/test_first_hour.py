@@ -2,7 +2,6 @@
 a command line that explains itself and stops on a mistyped option."""
 
 import inspect
-import json
 import shutil
 import subprocess
 import sys
@@ -127,7 +126,8 @@ def test_help_does_not_import_torch():
     (["sweep", "--bundle", "x", "--dataset_dir", "y", "--out", "{tmp}/s", "--epoch", "2"],
      "error: sweep has no option --epoch (did you mean --epochs?)"),
     (["spilt", "{tmp}/data"], "error: unknown command 'spilt' (did you mean split?); commands: demo, phantoms, "
-                              "split, figure, sweep, export, compare, bench, contrast, release, bundles build"),
+                              "split, figure, sweep, export, compare, bench, contrast, overlay, release, "
+                              "bundles build"),
 ])
 def test_a_mistyped_option_stops_before_anything_runs(argv, line, tmp_path):
     write_phantom_dataset("hippocampus", tmp_path / "data", n=4, seed=0, shape=[16, 16, 12], progress=False)

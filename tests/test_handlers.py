@@ -1,6 +1,5 @@
 """Validation schedule and model saving: every training run ends with a models/model.pt."""
 
-import types
 from pathlib import Path
 
 import pytest

@@ -1,6 +1,5 @@
 """HD95 in millimetres from each label's affine, as the bundles' evaluate.json computes it."""
 
-import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.handlers import IgniteMetricHandler, from_engine
