@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from freq_transforms.overlay import OVERLAY_FILE, OverlayError, write_overlay
+from freq_transforms.overlay import OVERLAY_FILE, write_overlay
 from freq_transforms.phantoms import write_image_label_pairs, write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ NETWORKS = {
     "SegResNet": ({"_target_": "SegResNet", "spatial_dims": 3, "in_channels": 1, "out_channels": 2,
                    "init_filters": 8, "blocks_down": [1, 1, 1], "blocks_up": [1, 1]}, (1, 1, 16, 16, 16), ""),
     "SwinUNETR": ({"_target_": "SwinUNETR", "spatial_dims": 3, "in_channels": 1, "out_channels": 2,
-                   "feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [3, 6, 12, 24]}, (1, 1, 32, 32, 32), ""),
+                   "feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [3, 6, 12, 24]}, (1, 1, 64, 64, 64), ""),
     "own scripts/ network": ({"_target_": "scripts.net.Net", "in_channels": 1, "out_channels": 2},
                              (1, 1, 12, 10, 8), SCRIPT_NET),
 }
@@ -153,10 +153,10 @@ SPLEEN_SMALL = ["--epochs", "1", "--train#dataset#num_workers", "0", "--train#da
 @pytest.fixture(scope="module")
 def spleen(tmp_path_factory):
     """The zoo spleen bundle overlaid and trained for one epoch (one iteration) on spleen CT phantoms laid out as
-    its configs expect (imagesTr/labelsTr; 36x36x32 at 4x4x6 mm, so 96^3 after its Spacingd; last 9 validate)."""
+    its configs expect (imagesTr/labelsTr; 38x38x34 at 4x4x6 mm, so 100^3 after its Spacingd; last 9 validate)."""
     tmp = tmp_path_factory.mktemp("spleen")
     root = _zoo_copy("spleen_ct_segmentation", tmp)
-    data = write_phantom_dataset("spleen", tmp / "data", n=10, seed=4, shape=[36, 36, 32], progress=False)
+    data = write_phantom_dataset("spleen", tmp / "data", n=10, seed=4, shape=[38, 38, 34], progress=False)
     (data / "imagesTs").mkdir()
     for image in sorted((data / "imagesTr").iterdir())[:2]:
         shutil.copy(image, data / "imagesTs" / image.name)
@@ -249,7 +249,7 @@ def test_spleen_overlay_two_process_torchrun(spleen, tmp_path):
     init = ["$import torch.distributed as dist", "$dist.is_initialized() or dist.init_process_group(backend='gloo')",
             "$monai.utils.set_determinism(seed=123)"]
     _run(run_root, ["configs/train.json", "configs/multi_gpu_train.json", OVERLAY_FILE], "--dataset_dir", str(data),
-         *SPLEEN_SMALL, "--device", "$torch.device('cpu')", "--network#device_ids", "None",
+         *SPLEEN_SMALL, "--device", "$torch.device('cpu')", "--network#device_ids", "$None",
          "--initialize", json.dumps(init), torchrun=True)
     state = torch.load(run_root / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in state) and any(k.startswith("backbone.") for k in state)
