@@ -246,10 +246,26 @@ def _table(title: str, values: Dict[str, float], unit: str, digits: int = 3,
             *_ratio_rows(values, unit, digits, targets or {})]
 
 
-def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), bundle: Path | None = None) -> str:
-    """All measurements as a Markdown report (also printed)."""
+def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), bundle: Path | None = None,
+                   overlay_bundle: Path | None = None, only: Optional[Sequence[str]] = None) -> str:
+    """The measurements as a Markdown report (also printed): ``only`` picks sections among ``fd`` (FD models
+    against the plain backbone), ``overlay`` (needs ``overlay_bundle``) and ``onnx``; default all that apply."""
+    sections = set(only or ("fd", "overlay", "onnx"))
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    lines = [f"device: {_device()}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    lines = [f"device: {_device()}, torch {torch.__version__}, threads {torch.get_num_threads()}"]
+    if "fd" in sections:
+        lines += _fd_sections(repeats, train_size, bundle)
+    if "overlay" in sections and overlay_bundle is not None:
+        lines += overlay_report(overlay_bundle, repeats)
+    if "onnx" in sections:
+        lines += onnx_report(bundle, overlay_bundle, repeats)
+    report = "\n".join(lines)
+    print(report)
+    return report
+
+
+def _fd_sections(repeats: int, train_size: Sequence[int], bundle: Path | None) -> List[str]:
+    lines = [f"FD models against the plain backbone: "
              f"backbone MONAI UNet (16,32,64,128), public API (split included), paper layout with fuse=concat "
              f"and 8 branch features, medians over {repeats} repeats; times in two groups (v2 models with none, "
              f"paper models with none), a new order each repeat, each ratio against its own group's none"]
@@ -272,6 +288,115 @@ def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), b
                   "| dataset | time | ratio to no cache |", "|---|---|---|",
                   f"| no cache | {load['no cache']:.3f} s | 1.000 |",
                   f"| CacheDataset | {load['CacheDataset']:.3f} s | {load['CacheDataset'] / load['no cache']:.3f} |"]
-    report = "\n".join(lines)
-    print(report)
-    return report
+    return lines
+
+OVERLAY_TARGETS = {"early": 1.05, "late": 1.10}
+
+
+def _median_times(calls: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median seconds of each call, all measured side by side in a new order each repeat (after one warm-up)."""
+    for call in calls.values():
+        call()
+    samples: Dict[str, List[float]] = {label: [] for label in calls}
+    for repeat in range(repeats):
+        for label in _shuffled(list(calls), repeat):
+            start = time.perf_counter()
+            calls[label]()
+            samples[label].append(time.perf_counter() - start)
+    return {label: statistics.median(values) for label, values in samples.items()}
+
+
+def overlay_costs(bundle_root: Path, repeats: int, patch: Sequence[int] = (96, 96, 96),
+                  volume: Sequence[int] = (256, 256, 128), classes: Optional[int] = None) -> Dict[str, Dict[str, float]]:
+    """A zoo bundle's own network against its FD overlays (early, late v2), side by side: one train step on a
+    ``patch`` (batch 1, DiceCE, Adam) and sliding-window inference on a ``volume`` (roi ``patch``, overlap 0.5,
+    4 windows a batch, as the zoo spleen bundle infers)."""
+    from monai.inferers import SlidingWindowInferer
+
+    from .overlay import bundle_networks
+
+    device = _device()
+    networks = {k: v.to(device) for k, v in bundle_networks(bundle_root).items()}
+    out_channels = classes or int(networks["early"].out_channels)
+    x = torch.rand(1, networks["early"].in_channels, *patch, device=device)
+    y = torch.randint(0, out_channels, (1, 1, *patch), device=device).float()
+    steps = {k: _train_step(net.train(), x, y, torch.optim.Adam(net.parameters(), 1e-3)) for k, net in networks.items()}
+    train = _median_times(steps, repeats)
+    inferer = SlidingWindowInferer(roi_size=list(patch), sw_batch_size=4, overlap=0.5)
+    image = torch.rand(1, networks["early"].in_channels, *volume, device=device)
+
+    def infer(net: torch.nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            with torch.no_grad():
+                inferer(image, net.eval())
+        return run
+
+    sliding = _median_times({k: infer(net) for k, net in networks.items()}, max(1, repeats // 2))
+    return {"train": train, "sliding": sliding}
+
+
+def onnx_times(networks: Dict[str, torch.nn.Module], size: Sequence[int], repeats: int,
+               in_channels: int = 1) -> Dict[str, Dict[str, float]]:
+    """Seconds of one forward pass on a ``size`` input, torch (eval, no grad) beside onnxruntime (CPU) for each
+    network exported with ``torch.onnx.export``; also the largest absolute difference of their outputs."""
+    import onnxruntime
+
+    x = torch.rand(1, in_channels, *size)
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, net in networks.items():
+            net = net.eval().cpu()
+            path = Path(tmp) / f"{label.replace(' ', '_')}.onnx"
+            torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["pred"])
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+            def torch_run(net: torch.nn.Module = net) -> torch.Tensor:
+                with torch.no_grad():
+                    return net(x)
+
+            def onnx_run(session=session):
+                return session.run(None, {"image": x.numpy()})[0]
+
+            times = _median_times({"torch": torch_run, "onnxruntime": onnx_run}, repeats)
+            difference = float((torch_run() - torch.from_numpy(onnx_run())).abs().max())
+            result[label] = {**times, "max_abs_difference": difference}
+    return result
+
+
+def overlay_report(bundle_root: Path, repeats: int) -> List[str]:
+    """Markdown of :func:`overlay_costs` and :func:`onnx_times` for a zoo bundle."""
+    costs = overlay_costs(bundle_root, repeats)
+    name = Path(bundle_root).name
+    lines = []
+    for key, title in (("train", "train step, batch 1, 96x96x96 patch"),
+                       ("sliding", "sliding-window inference, 256x256x128 volume, roi 96^3, overlap 0.5")):
+        values = costs[key]
+        lines += ["", f"### FD overlay on `{name}`: {title}", "", "| network | time | ratio to the bundle's own | target |",
+                  "|---|---|---|---|"]
+        for label, value in values.items():
+            ratio = value / values["none"]
+            target = OVERLAY_TARGETS.get(label)
+            verdict = f"<= {target:.2f} {'yes' if ratio <= target else '**no**'}" if target else ""
+            shown = "the bundle's own network" if label == "none" else f"overlay, {label} v2"
+            lines.append(f"| {shown} | {value:.3f} s | {ratio:.3f} | {verdict} |")
+    return lines
+
+
+def onnx_report(bundle: Optional[Path], overlay_bundle: Optional[Path], repeats: int) -> List[str]:
+    """Markdown of torch against onnxruntime for the bundles' default network (early v2, 64x64x48) and, given a
+    zoo bundle, its early overlay on a 96^3 patch."""
+    rows = []
+    networks = {"FD bundle default (early v2, UNet 16-128)": (FrequencyDisentangledNet("UNet", 1, 3), (64, 64, 48))}
+    if overlay_bundle is not None:
+        from .overlay import bundle_networks
+
+        built = bundle_networks(overlay_bundle, ("none", "early"))
+        name = Path(overlay_bundle).name
+        networks[f"{name}, its own network"] = (built["none"], (96, 96, 96))
+        networks[f"{name}, FD overlay early v2"] = (built["early"], (96, 96, 96))
+    for label, (net, size) in networks.items():
+        times = onnx_times({label: net}, size, repeats, int(getattr(net, "in_channels", 1)))[label]
+        rows.append(f"| {label} | {'x'.join(map(str, size))} | {times['torch']:.3f} s | {times['onnxruntime']:.3f} s | "
+                    f"{times['onnxruntime'] / times['torch']:.3f} | {times['max_abs_difference']:.1e} |")
+    return ["", "### ONNX: one forward pass, torch against onnxruntime (CPU)", "",
+            "| network | input | torch | onnxruntime | ratio | max abs difference |", "|---|---|---|---|---|---|", *rows]

@@ -122,14 +122,18 @@ def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str]
 
 
 def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optional[str] = None,
-          bundle: Optional[str] = None) -> None:
-    """Measure FD against the plain backbone side by side: train step, memory, inference, FFT, loading.
+          bundle: Optional[str] = None, overlay_bundle: Optional[str] = None,
+          only: Optional[Sequence[str]] = None) -> None:
+    """Measure FD against the plain backbone side by side: train step, memory, inference, FFT, loading, ONNX.
 
     Args:
         repeats: repeats per measurement (medians are printed).
         train_size: network input size of the train-step measurement, e.g. 64,64,48.
         out: also write the Markdown report there (e.g. docs/benchmarks.md).
         bundle: bundle whose preprocessing is timed (default: the hippocampus bundle installed with the package).
+        overlay_bundle: a model-zoo bundle folder: also time its own network against its FD overlays (train step
+            on a 96^3 patch, sliding-window inference on 256x256x128) and in onnxruntime.
+        only: sections to run, e.g. overlay,onnx (fd, overlay, onnx; default all that apply).
     """
     from .atomic import atomic_write_text
     from .bench import run_benchmarks
@@ -137,9 +141,14 @@ def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optio
 
     folder = Path(bundle) if bundle else bundle_dir("hippocampus_mri_fd_segmentation")
     size = [int(s) for s in _as_list(train_size)]
-    report = run_benchmarks(repeats, size, folder)
+    sections = [str(o) for o in _as_list(only)] if only else None
+    report = run_benchmarks(repeats, size, folder, Path(overlay_bundle) if overlay_bundle else None, sections)
     if out:
         command = f"python -m freq_transforms bench --repeats {repeats} --train_size {','.join(map(str, size))}"
+        if overlay_bundle:
+            command += f" --overlay_bundle {overlay_bundle}"
+        if sections:
+            command += f" --only {','.join(sections)}"
         atomic_write_text(out, f"# Benchmarks\n\nCommand: `{command}`\n\n{report}\n")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -26,7 +26,8 @@ from .checkpoint import RECORD_KEY, WeightsMismatchError, describe_mismatch, rec
 from .data import DataError
 from .networks import ARCHS, FUSIONS, FrequencyDisentangledNet, backbone_divisor, probe
 
-__all__ = ["OVERLAY_FILE", "OverlayError", "FrequencyOverlay", "first_layer", "write_overlay"]
+__all__ = ["OVERLAY_FILE", "OverlayError", "FrequencyOverlay", "first_layer", "overlay_config", "bundle_networks",
+           "write_overlay"]
 
 OVERLAY_FILE = "configs/fd_overlay.json"
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
@@ -211,6 +212,43 @@ def _commands(bundle_root: Path, train: Path) -> Dict[str, str]:
     return lines
 
 
+def overlay_config(network_def: Dict[str, Any], fusion: str = "early", arch: str = "v2", cutoff: float = 0.1,
+                   mask: str = "box", features: int = 8, fuse: str = "concat") -> Dict[str, Any]:
+    """The overlay's content for a bundle's ``network_def``: that network kept as ``fd_backbone_def`` (callable
+    mode) and a ``network_def`` wrapping it."""
+    return {
+        "fd_backbone_def": {**network_def, "_mode_": "callable"},
+        "network_def": {"_target_": "freq_transforms.overlay.FrequencyOverlay", "backbone_factory": "@fd_backbone_def",
+                        "fusion": fusion, "arch": arch, "cutoff": cutoff, "mask": mask, "features": features,
+                        "fuse": fuse, "overlay_file": OVERLAY_FILE},
+    }
+
+
+def bundle_networks(bundle_root: str | Path, fusions: Sequence[str] = ("none", "early", "late"), seed: int = 0,
+                    arch: str = "v2") -> Dict[str, nn.Module]:
+    """The bundle's own network (``"none"``) and its overlaid versions, each built with ``seed`` from the
+    bundle's train config plus the overlay in memory (nothing is written): what the bench compares."""
+    from monai.bundle import ConfigParser
+
+    root = Path(bundle_root).resolve()
+    train = bundle_config(root, "train")
+    if train is None:
+        raise OverlayError(f"{root / 'configs'} has no train.json or train.yaml: is {root} a bundle folder?")
+    network_def = _network_def(train)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    networks = {}
+    for fusion in fusions:
+        parser = ConfigParser()
+        parser.read_config(str(train))
+        parser["bundle_root"] = str(root)
+        if fusion != "none":
+            parser.update(overlay_config(network_def, fusion, arch))
+        torch.manual_seed(seed)
+        networks[fusion] = parser.get_parsed_content("network_def")
+    return networks
+
+
 def write_overlay(bundle_root: str | Path, fusion: str = "early", arch: str = "v2", cutoff: float = 0.1,
                   mask: str = "box", features: int = 8, fuse: str = "concat") -> Dict[str, str]:
     """Check ``bundle_root`` and write its ``configs/fd_overlay.json``; return the command lines to run with it.
@@ -227,12 +265,7 @@ def write_overlay(bundle_root: str | Path, fusion: str = "early", arch: str = "v
         raise OverlayError(f"{root / 'configs'} has no train.json or train.yaml: is {root} a bundle folder?")
     network_def = _network_def(train)
     _check_wrappable(_build_bundle_network(root, [train]), train)
-    overlay = {
-        "fd_backbone_def": {**network_def, "_mode_": "callable"},
-        "network_def": {"_target_": "freq_transforms.overlay.FrequencyOverlay", "backbone_factory": "@fd_backbone_def",
-                        "fusion": fusion, "arch": arch, "cutoff": cutoff, "mask": mask, "features": features,
-                        "fuse": fuse, "overlay_file": OVERLAY_FILE},
-    }
+    overlay = overlay_config(network_def, fusion, arch, cutoff, mask, features, fuse)
     from .atomic import atomic_write_text
 
     atomic_write_text(root / OVERLAY_FILE, json.dumps(overlay, indent=4) + "\n")
