@@ -89,6 +89,7 @@ def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> st
     values = {"name": name, "labels": ", ".join(f"{i} {n}" for i, n in enumerate(labels)),
               "labels_no_bg": ", ".join(f"{n} = {i}" for i, n in enumerate(labels) if i > 0),
               "size": "x".join(str(s) for s in task["spatial_size"]), "spatial_size": str(task["spatial_size"]),
+              "size_commas": ", ".join(str(s) for s in task["spatial_size"]),
               "ratio": "/".join(str(r) for r in task["split_ratio"]), "expected_results": results.read_text().strip(),
               **recipe,
               **{key: task[key] for key in ("title", "task", "dataset_dir", "data_source", "fusion", "arch",

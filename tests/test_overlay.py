@@ -272,3 +272,20 @@ def test_segmentation_template_yaml_overlay_end_to_end(tmp_path):
     _run(root, ["configs/inference.yaml", OVERLAY_FILE], "--dataset_dir", str(root / "test_data"), *small)
     net = _parsed(root, ["configs/train.yaml", OVERLAY_FILE])
     assert net.fusion == "late" and net.out_channels == 4
+    configs = f"['configs/train.yaml','{OVERLAY_FILE}']"
+    verified = _bundle_cli(root, "verify_net_in_out", "network_def", "--meta_file", "configs/metadata.json",
+                           "--config_file", configs)
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    exported = _bundle_cli(root, "ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"),
+                           "--ckpt_file", "models/model.pt", "--meta_file", "configs/metadata.json",
+                           "--config_file", configs)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    net.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
+    x = torch.rand(1, 1, 32, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(tmp_path / "model.ts"))(x), net.eval()(x), atol=1e-4, rtol=1e-4)
+    from freq_transforms.overlay import bundle_networks
+
+    networks = bundle_networks(root, ("none", "early"), seed=3)  # early v2 starts as the template's own network
+    with torch.no_grad():
+        torch.testing.assert_close(networks["early"].eval()(x), networks["none"].eval()(x), atol=1e-5, rtol=1e-5)
