@@ -270,7 +270,8 @@ def test_inference_with_a_checkpoint_of_another_layout_names_the_override(tmp_pa
     assert result.returncode != 0
     line = (f"checkpoint models/model.pt does not fit the configured network: it was trained with arch='{trained}', "
             f"the config says arch='{other}': pass --arch {trained}")
-    assert f"ERROR - {line}" in result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: {line}"
+    assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 

@@ -66,6 +66,8 @@ def _studies(root: Path, data: Dict[str, Path]) -> Dict[str, str]:
         source = data[task] / "imagesTr" / f"{task}_000.nii.gz"
         shutil.copy(source, studies / f"{task}_000.nii.gz")
         images[name] = f"{task}_000"
+    broken = studies / "broken_000.nii.gz"  # a truncated upload: inference must name it
+    broken.write_bytes((data["hippocampus"] / "imagesTr" / "hippocampus_004.nii.gz").read_bytes()[:3000])
     for i in (1, 2, 3):
         shutil.copy(data["hippocampus"] / "imagesTr" / f"hippocampus_00{i}.nii.gz", studies)
         shutil.copy(data["hippocampus"] / "labelsTr" / f"hippocampus_00{i}.nii.gz", studies / "labels" / "final")
@@ -155,6 +157,18 @@ def test_infer_returns_labels_on_the_input_grid(server, name):
     values = set(np.unique(pred).astype(int).tolist())
     assert values <= {0, *_declared_labels(name).values()}, f"undeclared label values {values}"
     assert len(values) > 1, "phantom-trained weights should find the structure, not only background"
+
+
+def test_infer_on_a_truncated_image_names_the_file(server):
+    """MONAI Label applies inference.json's preprocessing, whose first transform checks the file."""
+    url, root, _ = server
+    response = requests.post(f"{url}/infer/{TRAINED}", params={"image": "broken_000", "output": "image"}, timeout=600)
+    assert not response.ok  # MONAI Label answers 500 and logs the exception: its last line names the file
+    line = "broken_000.nii.gz is corrupt or truncated (EOFError"
+    deadline = time.monotonic() + 30
+    while line not in response.text + (root / "server.log").read_text() and time.monotonic() < deadline:
+        time.sleep(1)  # the server's log is written through a buffer
+    assert line in response.text + (root / "server.log").read_text()
 
 
 def _local_inference(bundle: Path, image: Path, out: Path) -> np.ndarray:
