@@ -153,6 +153,15 @@ def _network_def(train_config: Path) -> Dict[str, Any]:
     return network_def
 
 
+def _uses_network_def(config_file: Path) -> bool:
+    """Whether the config's ``network`` reaches ``network_def`` (``$@network_def.to(@device)``, or a DDP component
+    whose ``module`` does); a config without ``network`` defers to the one it is combined with."""
+    from monai.bundle import ConfigParser
+
+    config = ConfigParser.load_config_file(str(config_file))
+    return "network" not in config or "@network_def" in json.dumps(config["network"])
+
+
 def _build_bundle_network(bundle_root: Path, configs: List[Path]) -> nn.Module:
     """The bundle's own network, built from its configs as monai.bundle would (its ``scripts/`` importable)."""
     from monai.bundle import ConfigParser
@@ -206,7 +215,7 @@ def _commands(bundle_root: Path, train: Path) -> Dict[str, str]:
         if config is not None:
             lines[label] = f"python -m monai.bundle run --config_file {files(*with_train(config))}{meta_arg}"
     multi = bundle_config(bundle_root, "multi_gpu_train")
-    if multi is not None:
+    if multi is not None and _uses_network_def(multi):
         lines["multi-GPU train"] = ("torchrun --standalone --nnodes=1 --nproc_per_node=<GPUs> -m monai.bundle run "
                                     f"--config_file {files(*with_train(multi))}{meta_arg}")
     return lines
@@ -264,6 +273,9 @@ def write_overlay(bundle_root: str | Path, fusion: str = "early", arch: str = "v
     if train is None:
         raise OverlayError(f"{root / 'configs'} has no train.json or train.yaml: is {root} a bundle folder?")
     network_def = _network_def(train)
+    if not _uses_network_def(train):
+        raise OverlayError(f"network in {train} does not use network_def (the zoo writes $@network_def.to(@device)): "
+                           "an overlay of network_def would change nothing")
     _check_wrappable(_build_bundle_network(root, [train]), train)
     overlay = overlay_config(network_def, fusion, arch, cutoff, mask, features, fuse)
     from .atomic import atomic_write_text

@@ -96,6 +96,8 @@ def test_early_v2_overlay_starts_as_the_bundles_own_network(kind, config_name, t
 @pytest.mark.parametrize("train,line", [
     ({"imports": ["$import torch"], "network": "$torch.nn.Identity()"}, "has no network_def component"),
     ({"network_def": {"_target_": "scripts.net.Net"}}, "(norm: BatchNorm3d) is not a 2-D or 3-D convolution"),
+    ({"network_def": {"_target_": "scripts.net.Net"}, "network": {"_target_": "scripts.net.Net"}},
+     "does not use network_def"),
 ])
 def test_a_bundle_that_cannot_be_overlaid_says_why_in_one_line_and_writes_nothing(train, line, tmp_path):
     root = _bundle(tmp_path, train, scripts=NORM_FIRST_NET)
