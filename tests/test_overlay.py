@@ -148,6 +148,24 @@ def _bundle_cli(root: Path, command: str, *args: str) -> subprocess.CompletedPro
                           text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(root)})
 
 
+def _verify_and_export(root: Path, train: str, ts_file: Path, x: torch.Tensor) -> torch.nn.Module:
+    """``verify_net_in_out`` and ``ckpt_export`` of the overlaid network with its trained ``models/model.pt``; the
+    TorchScript file must compute what the eager network does. Returns the eager network with those weights."""
+    configs = f"['{train}','{OVERLAY_FILE}']"
+    verified = _bundle_cli(root, "verify_net_in_out", "network_def", "--meta_file", "configs/metadata.json",
+                           "--config_file", configs)
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    exported = _bundle_cli(root, "ckpt_export", "network_def", "--filepath", str(ts_file), "--ckpt_file",
+                           "models/model.pt", "--meta_file", "configs/metadata.json", "--config_file", configs)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    net = _parsed(root, [train, OVERLAY_FILE])
+    net.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(ts_file), map_location="cpu")(x), net.eval()(x),
+                                   atol=1e-4, rtol=1e-4)
+    return net
+
+
 SPLEEN_SMALL = ["--epochs", "1", "--train#dataset#num_workers", "0", "--train#dataloader#num_workers", "0",
                 "--validate#dataloader#num_workers", "0", "--validate#inferer#sw_batch_size", "1"]
 
@@ -221,20 +239,8 @@ def test_spleen_overlay_weights_and_plain_weights_do_not_mix(spleen, tmp_path):
 @needs_zoo
 def test_spleen_overlay_verify_export_and_equality_at_initialisation(spleen, tmp_path):
     root, _, _ = spleen
-    configs = "['configs/train.json','configs/fd_overlay.json']"
-    verified = _bundle_cli(root, "verify_net_in_out", "network_def", "--meta_file", "configs/metadata.json",
-                           "--config_file", configs)
-    assert verified.returncode == 0, verified.stderr[-3000:]
-    exported = _bundle_cli(root, "ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"),
-                           "--ckpt_file", "models/model.pt", "--meta_file", "configs/metadata.json",
-                           "--config_file", configs)
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    net = _parsed(root, ["configs/train.json", OVERLAY_FILE])
-    net.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
     x = torch.rand(1, 1, 48, 48, 32)
-    scripted = torch.jit.load(str(tmp_path / "model.ts"), map_location="cpu")
-    with torch.no_grad():
-        torch.testing.assert_close(scripted(x), net.eval()(x), atol=1e-4, rtol=1e-4)
+    _verify_and_export(root, "configs/train.json", tmp_path / "model.ts", x)
     plain = _parsed(ZOO / "spleen_ct_segmentation", ["configs/train.json"], seed=7).eval()
     fresh = _parsed(root, ["configs/train.json", OVERLAY_FILE], seed=7).eval()
     with torch.no_grad():
@@ -272,20 +278,9 @@ def test_segmentation_template_yaml_overlay_end_to_end(tmp_path):
     shutil.copy(saved[-1], root / "models" / "model.pt")
     _run(root, ["configs/test.yaml", OVERLAY_FILE], *small)
     _run(root, ["configs/inference.yaml", OVERLAY_FILE], "--dataset_dir", str(root / "test_data"), *small)
-    net = _parsed(root, ["configs/train.yaml", OVERLAY_FILE])
-    assert net.fusion == "late" and net.out_channels == 4
-    configs = f"['configs/train.yaml','{OVERLAY_FILE}']"
-    verified = _bundle_cli(root, "verify_net_in_out", "network_def", "--meta_file", "configs/metadata.json",
-                           "--config_file", configs)
-    assert verified.returncode == 0, verified.stderr[-3000:]
-    exported = _bundle_cli(root, "ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"),
-                           "--ckpt_file", "models/model.pt", "--meta_file", "configs/metadata.json",
-                           "--config_file", configs)
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    net.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
     x = torch.rand(1, 1, 32, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(torch.jit.load(str(tmp_path / "model.ts"))(x), net.eval()(x), atol=1e-4, rtol=1e-4)
+    net = _verify_and_export(root, "configs/train.yaml", tmp_path / "model.ts", x)
+    assert net.fusion == "late" and net.out_channels == 4
     from freq_transforms.overlay import bundle_networks
 
     networks = bundle_networks(root, ("none", "early"), seed=3)  # early v2 starts as the template's own network
