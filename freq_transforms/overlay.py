@@ -24,10 +24,10 @@ from torch import nn
 from . import bundle_checks  # noqa: F401  (one-line errors for monai.bundle runs that load the overlay)
 from .checkpoint import RECORD_KEY, WeightsMismatchError, describe_mismatch, recorded_settings
 from .data import DataError
-from .networks import ARCHS, FUSIONS, FrequencyDisentangledNet, backbone_divisor, probe
+from .networks import FrequencyDisentangledNet, backbone_divisor, probe
 
-__all__ = ["OVERLAY_FILE", "OverlayError", "FrequencyOverlay", "first_layer", "overlay_config", "bundle_networks",
-           "write_overlay"]
+__all__ = ["OVERLAY_FILE", "OverlayError", "FrequencyOverlay", "first_layer", "first_conv", "overlay_config",
+           "bundle_networks", "write_overlay"]
 
 OVERLAY_FILE = "configs/fd_overlay.json"
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
@@ -45,6 +45,15 @@ def first_layer(network: nn.Module) -> Tuple[str, nn.Module]:
         if any(True for _ in module.parameters(recurse=False)):
             return name, module
     raise OverlayError(f"{type(network).__name__} has no layer with parameters")
+
+
+def first_conv(network: nn.Module) -> nn.Module:
+    """The network's first layer, checked to be the 2-D or 3-D convolution FD wraps; else :class:`OverlayError`."""
+    name, layer = first_layer(network)
+    if not isinstance(layer, CONV_TYPES):
+        raise OverlayError(f"the first layer of {type(network).__name__} ({name}: {type(layer).__name__}) is not "
+                           "a 2-D or 3-D convolution: FD cannot be overlaid")
+    return layer
 
 
 class FrequencyOverlay(FrequencyDisentangledNet):
@@ -77,10 +86,7 @@ class FrequencyOverlay(FrequencyDisentangledNet):
                  cutoff: float = 0.1, mask: str = "box", features: int = 8, fuse: str = "concat",
                  centered: bool = True, learnable_cutoff: bool = False, overlay_file: str = OVERLAY_FILE) -> None:
         network = backbone_factory()
-        name, layer = first_layer(network)
-        if not isinstance(layer, CONV_TYPES):
-            raise OverlayError(f"the first layer of {type(network).__name__} ({name}: {type(layer).__name__}) is not "
-                               "a 2-D or 3-D convolution: FD cannot be overlaid")
+        layer = first_conv(network)
         spatial_dims = 3 if isinstance(layer, nn.Conv3d) else 2
         in_channels = int(layer.in_channels)
         out_channels = int(probe(network, in_channels, spatial_dims, backbone_divisor(network, spatial_dims)).shape[1])
@@ -180,13 +186,6 @@ def _build_bundle_network(bundle_root: Path, configs: List[Path]) -> nn.Module:
     return network
 
 
-def _check_wrappable(network: nn.Module, train_config: Path) -> None:
-    name, layer = first_layer(network)
-    if not isinstance(layer, CONV_TYPES):
-        raise OverlayError(f"the first layer of {type(network).__name__} in {train_config} ({name}: "
-                           f"{type(layer).__name__}) is not a 2-D or 3-D convolution: FD cannot be overlaid")
-
-
 def _defines_network(config: Path) -> bool:
     from monai.bundle import ConfigParser
 
@@ -266,9 +265,7 @@ def write_overlay(bundle_root: str | Path, fusion: str = "early", arch: str = "v
     ``network_def``, or its network's first layer is not a convolution.
     """
     root = Path(bundle_root).resolve()
-    bundle_checks.check_settings([1, 1, 1], 2, 1, fusion, arch, fuse, mask, cutoff, features, "paper")
-    if fusion not in FUSIONS or arch not in ARCHS:
-        raise OverlayError(f"fusion must be one of {FUSIONS} and arch one of {ARCHS}")
+    bundle_checks.check_fd_settings(fusion, arch, fuse, mask, cutoff, features)
     train = bundle_config(root, "train")
     if train is None:
         raise OverlayError(f"{root / 'configs'} has no train.json or train.yaml: is {root} a bundle folder?")
@@ -276,7 +273,7 @@ def write_overlay(bundle_root: str | Path, fusion: str = "early", arch: str = "v
     if not _uses_network_def(train):
         raise OverlayError(f"network in {train} does not use network_def (the zoo writes $@network_def.to(@device)): "
                            "an overlay of network_def would change nothing")
-    _check_wrappable(_build_bundle_network(root, [train]), train)
+    first_conv(_build_bundle_network(root, [train]))
     overlay = overlay_config(network_def, fusion, arch, cutoff, mask, features, fuse)
     from .atomic import atomic_write_text
 
