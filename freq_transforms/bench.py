@@ -31,7 +31,7 @@ TIME_TARGETS = {"v2 early": 1.05, "v2 late": 1.10}
 MEMORY_TARGETS = {"v2 early": 1.10, "v2 late": 1.10}
 
 __all__ = ["time_call", "train_step_times", "activation_memory_mb", "forward_gflops", "inference_times",
-           "fft_split_times", "loading_times", "run_benchmarks"]
+           "fft_split_times", "loading_times", "ct_scale_inference", "ct_scale_report", "run_benchmarks"]
 
 TASK_SIZES = {"hippocampus": (64, 64, 48), "red_nucleus/dentate/spleen/heart": (160, 160, 128)}
 
@@ -214,6 +214,7 @@ def loading_times(bundle: Path, n_cases: int = 12) -> Dict[str, float]:
         data = write_phantom_dataset("hippocampus", Path(tmp) / "data", n=n_cases, progress=False)
         parser = ConfigParser()
         parser.read_config(str(bundle / "configs" / "train.json"))
+        parser.update({"dataset_dir": str(data), "output_dir": tmp, "check_data": False})  # patch mode plans its spacing on the data
         transform = parser.get_parsed_content("train#preprocessing")
         items = load_msd_datalist(data)
 
@@ -228,6 +229,80 @@ def loading_times(bundle: Path, n_cases: int = 12) -> Dict[str, float]:
         epoch(cached)  # the first epoch fills nothing more: CacheDataset caches at construction
         return {"no cache": statistics.median(epoch(plain) for _ in range(3)),
                 "CacheDataset": statistics.median(epoch(cached) for _ in range(3))}
+
+
+CT_SHAPE, CT_SPACING = (512, 512, 200), (0.8, 0.8, 2.5)
+CT_TARGETS = {"peak_rss_gib": 6.0, "seconds": 180.0}
+
+
+def _untrained_weights(bundle: Path, root: Path, overrides: Dict[str, object]) -> None:
+    """``root/models/model.pt``: the bundle's own network, untrained (inference costs what trained weights cost)."""
+    from monai.bundle import ConfigParser
+
+    from .checkpoint import weights_with_record
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.update({"bundle_root": str(root), **overrides})
+    record = {key: parser.get_parsed_content(key) for key in ("sampling", "patch_size", "spatial_size")}
+    record["target_spacing"] = parser.get_parsed_content("target_spacing_mm")
+    (root / "models").mkdir(parents=True)
+    torch.save(weights_with_record(parser.get_parsed_content("network_def"), **record), root / "models" / "model.pt")
+
+
+def ct_scale_inference(bundle: Path, shape: Sequence[int] = CT_SHAPE, spacing: Sequence[float] = CT_SPACING,
+                       threads: int = 2, sampling: str = "patch") -> Dict[str, object]:
+    """The bundle's ``inference.json`` run as a user runs it (``python -m monai.bundle run``, a child process
+    with ``threads`` threads) on one phantom CT of ``shape`` voxels at ``spacing`` mm (Hounsfield units, stored
+    LPS as DICOM-derived CT is): wall seconds, the child's peak resident memory (``os.wait4``), and whether the
+    label map came back on the input's grid and affine."""
+    import os
+    import subprocess
+    import sys
+
+    import nibabel as nib
+    import numpy as np
+
+    from .phantoms import make_case
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        image = make_case("spleen", 0, shape)[0]
+        affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+        nib.save(nib.Nifti1Image(image, affine), str(root / "ct.nii.gz"))
+        del image
+        overrides = {"sampling": sampling}
+        _untrained_weights(bundle, root, overrides)
+        cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json"),
+               "--bundle_root", str(root), "--input_dir", str(root / "ct.nii.gz"), "--output_dir", str(root / "out"),
+               "--num_workers", "0", "--sampling", sampling]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stderr = child.stderr.read() if child.stderr else ""
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise RuntimeError(f"inference failed ({' '.join(cmd)}):\n{stderr[-2000:]}")
+        pred = nib.load(str(root / "out" / "ct_seg.nii.gz"))
+        on_grid = tuple(pred.shape) == tuple(shape) and bool(np.allclose(pred.affine, affine, atol=1e-4))
+        return {"seconds": seconds, "peak_rss_gib": usage.ru_maxrss / 2**20, "on_input_grid": on_grid}
+
+
+def ct_scale_report(threads: int = 2) -> List[str]:
+    from .bundle_paths import bundle_dir
+
+    bundle = bundle_dir("spleen_ct_fd_segmentation")
+    result = ct_scale_inference(bundle, threads=threads)
+    lines = ["", f"### Spleen CT bundle, patch mode, one {'x'.join(map(str, CT_SHAPE))} CT at "
+             f"{'x'.join(map(str, CT_SPACING))} mm ({threads} threads, `python -m monai.bundle run` as a user runs it)",
+             "", "| measure | value | target |", "|---|---|---|"]
+    for key, unit, digits in (("seconds", "s", 1), ("peak_rss_gib", "GiB", 2)):
+        ok = result[key] <= CT_TARGETS[key]
+        lines.append(f"| {key} | {result[key]:.{digits}f} {unit} | <= {CT_TARGETS[key]:g} {'yes' if ok else '**no**'} |")
+    lines.append(f"| label map on the input's grid and affine | {'yes' if result['on_input_grid'] else '**no**'} | |")
+    return lines
 
 
 def _ratio_rows(values: Dict[str, float], unit: str, digits: int, targets: Dict[str, float]) -> List[str]:
@@ -249,8 +324,9 @@ def _table(title: str, values: Dict[str, float], unit: str, digits: int = 3,
 def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), bundle: Path | None = None,
                    overlay_bundle: Path | None = None, only: Optional[Sequence[str]] = None) -> str:
     """The measurements as a Markdown report (also printed): ``only`` picks sections among ``fd`` (FD models
-    against the plain backbone), ``overlay`` (needs ``overlay_bundle``) and ``onnx``; default all that apply."""
-    sections = set(only or ("fd", "overlay", "onnx"))
+    against the plain backbone), ``overlay`` (needs ``overlay_bundle``), ``onnx`` and ``ct`` (the spleen bundle's
+    inference on a real-size CT: time and peak memory); default all that apply."""
+    sections = set(only or ("fd", "overlay", "onnx", "ct"))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     lines = [f"device: {_device()}, torch {torch.__version__}, threads {torch.get_num_threads()}"]
     if "fd" in sections:
@@ -259,6 +335,8 @@ def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), b
         lines += overlay_report(overlay_bundle, repeats)
     if "onnx" in sections:
         lines += onnx_report(overlay_bundle, repeats)
+    if "ct" in sections:
+        lines += ct_scale_report()
     report = "\n".join(lines)
     print(report)
     return report

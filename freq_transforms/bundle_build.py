@@ -7,8 +7,10 @@ The source folder (``bundle_source/`` in the repository) holds:
 * ``readme_template.md``: the bundle README, with ``${name}`` placeholders (``string.Template``);
 * ``data_license/<kind>.txt`` and ``no_weights.md`` (the "Expected results" of a bundle without weights);
 * ``tasks/<bundle name>.json``: one file per bundle: its version and changelog, labels, spatial size, split,
-  defaults (fusion, arch, intensity; optionally ``augment`` and ``epochs``, the recipe of shipped weights) with
-  the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
+  defaults (fusion, arch, intensity; ``sampling`` with ``patch_size``, ``target_spacing``, ``crop_foreground``
+  and the reason, ``sampling_note``; optionally ``augment``, ``epochs``, ``val_interval``, ``batch_size``,
+  ``samples_per_volume``, ``iterations_per_epoch``: the recipe of shipped weights) with the reasons
+  (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
   ``expected_results_file`` (Markdown beside it).
 
 A task's values replace the keys of the same name in each shared config that has them; metadata and README
@@ -29,7 +31,8 @@ __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 
 # keys of the shared configs that a task sets (where a config has them)
 TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity",
-             "augment", "epochs")
+             "augment", "epochs", "val_interval", "batch_size", "sampling", "patch_size", "target_spacing",
+             "crop_foreground", "samples_per_volume", "iterations_per_epoch")
 CONFIGS = ("train", "evaluate", "inference", "multi_gpu_train")
 INTENSITY_WORDS = {"paper": "min-max per image, as in the paper", "ct_window": "Hounsfield window -57..164 HU, clipped",
                    "percentile": "0.5-99.5 percentiles of each image, clipped"}
@@ -43,7 +46,8 @@ def load_task(path: Path) -> Dict[str, Any]:
         raise ValueError(f"{path} is not valid JSON ({err})") from None
     required = ("version", "changelog", "title", "task", "modality", "format", "labels", "spatial_size",
                 "split_ratio", "dataset_dir", "data_source", "data_license", "intensity", "intensity_note",
-                "fusion", "arch", "defaults_note")
+                "fusion", "arch", "defaults_note", "sampling", "patch_size", "target_spacing", "crop_foreground",
+                "sampling_note")
     missing = [key for key in required if key not in task]
     if missing:
         raise ValueError(f"{path} has no {missing[0]!r} (a task file needs {', '.join(required)})")
@@ -59,6 +63,36 @@ def _configs(source: Path, task: Dict[str, Any]) -> Dict[str, str]:
     return files
 
 
+def _x(size: Any) -> str:
+    return "x".join(str(s) for s in size)
+
+
+def _spacing_words(target_spacing: Any) -> str:
+    if target_spacing == "median":
+        return "the median spacing of the training cases"
+    return f"{_x(target_spacing)} mm"
+
+
+def _sampling_words(task: Dict[str, Any]) -> Dict[str, str]:
+    """README text for the grid: what a model sees, and the cutoff in cycles per mm."""
+    from .sampling import cutoff_cycles_per_mm
+
+    spacing = task["target_spacing"]
+    if spacing == "median":
+        band = "0.05 cycles per voxel of the target spacing along each axis (0.05 / s cycles per mm at spacing s)"
+    else:
+        mm = cutoff_cycles_per_mm(0.1, spacing)
+        band = (f"{'x'.join(f'{v:g}' for v in mm)} cycles per mm (wavelengths above "
+                f"{'x'.join(f'{1 / v:.0f}' for v in mm)} mm) along the R, A, S axes, the same for every case")
+    return {"sampling": task["sampling"], "patch_size": json.dumps(task["patch_size"]),
+            "patch_x": _x(task["patch_size"]), "target_spacing": json.dumps(task["target_spacing"]),
+            "spacing_words": _spacing_words(spacing), "crop_foreground": json.dumps(task["crop_foreground"]),
+            "patch_band": band, "sampling_note": task["sampling_note"],
+            "input_size": _x(task["patch_size"] if task["sampling"] == "patch" else task["spatial_size"]),
+            "input_commas": ", ".join(str(s) for s in (task["patch_size"] if task["sampling"] == "patch"
+                                                       else task["spatial_size"]))}
+
+
 def _metadata(source: Path, name: str, task: Dict[str, Any]) -> Dict[str, Any]:
     from . import __version__
 
@@ -68,14 +102,20 @@ def _metadata(source: Path, name: str, task: Dict[str, Any]) -> Dict[str, Any]:
                  "data_source": task["data_source"], "eval_metrics": task.get("eval_metrics", {})})
     meta["required_packages_version"]["freq_transforms"] = __version__
     meta["description"] = f"{task['title']} {meta['description']}"
+    patch = task["sampling"] == "patch"
+    grid = (f"resampled to {_spacing_words(task['target_spacing'])} and cut into {_x(task['patch_size'])} patches "
+            "(sliding window at inference)" if patch else f"resized to {_x(size)}")
+    if patch:
+        size = task["patch_size"]
     meta["image_classes"] = (f"single channel {task['modality']} image, scaled to [0, 1] "
-                             f"({INTENSITY_WORDS[task['intensity']]}) and resized to {size[0]}x{size[1]}x{size[2]}")
+                             f"({INTENSITY_WORDS[task['intensity']]}) and {grid}")
     meta["label_classes"] = "single channel labels: " + ", ".join(f"{i} is {n}" for i, n in enumerate(labels))
     meta["pred_classes"] = (f"{len(labels)} channels of unnormalised class scores (logits, unbounded, hence no "
                             "value_range; softmax gives class probabilities and argmax the label map, as "
                             "inference.json does): " + ", ".join(f"channel {i} is {n}" for i, n in enumerate(labels)))
     image, pred = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
-    image.update({"format": task["format"], "modality": task["modality"], "spatial_shape": size})
+    image.update({"format": task["format"], "modality": task["modality"], "spatial_shape": size,
+                  "is_patch_data": patch})
     pred.update({"format": "logits", "value_range": [], "num_channels": len(labels), "spatial_shape": size,
                  "channel_def": {str(i): n for i, n in enumerate(labels)}})
     return meta
@@ -84,14 +124,15 @@ def _metadata(source: Path, name: str, task: Dict[str, Any]) -> Dict[str, Any]:
 def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> str:
     labels = task["labels"]
     train = json.loads((source / "configs" / "train.json").read_text())
-    recipe = {key: json.dumps(task.get(key, train[key])) for key in ("epochs", "augment")}
+    recipe = {key: json.dumps(task.get(key, train[key])) for key in ("epochs", "augment", "val_interval", "batch_size",
+                                                                      "samples_per_volume", "iterations_per_epoch")}
     results = task_dir / task["expected_results_file"] if "expected_results_file" in task else source / "no_weights.md"
     values = {"name": name, "labels": ", ".join(f"{i} {n}" for i, n in enumerate(labels)),
               "labels_no_bg": ", ".join(f"{n} = {i}" for i, n in enumerate(labels) if i > 0),
               "size": "x".join(str(s) for s in task["spatial_size"]), "spatial_size": str(task["spatial_size"]),
               "size_commas": ", ".join(str(s) for s in task["spatial_size"]),
               "ratio": "/".join(str(r) for r in task["split_ratio"]), "expected_results": results.read_text().strip(),
-              **recipe,
+              **recipe, **_sampling_words(task),
               **{key: task[key] for key in ("title", "task", "dataset_dir", "data_source", "fusion", "arch",
                                             "intensity", "intensity_note", "defaults_note")}}
     return Template((source / "readme_template.md").read_text()).substitute(values)

@@ -14,13 +14,16 @@ from typing import Any, Optional, Sequence
 
 from .data import DataError
 
-__all__ = ["SettingsError", "OnnxExportError", "check_settings", "check_fd_settings", "one_line_errors"]
+__all__ = ["SettingsError", "OnnxExportError", "check_settings", "check_fd_settings", "check_patch_size",
+           "one_line_errors"]
 
 FUSIONS = ("none", "early", "late")  # as freq_transforms.networks, without importing torch here
 ARCHS = ("v2", "paper")
 FUSE_OPS = ("spectral", "concat", "add")
 MASKS = ("box", "ball", "gaussian")
 INTENSITIES = ("paper", "ct_window", "percentile")
+SAMPLINGS = ("resize", "patch")  # as freq_transforms.sampling
+LR_SCHEDULES = ("constant", "poly")
 
 
 class SettingsError(DataError):
@@ -93,6 +96,47 @@ def _intensity_settings(intensity: Any, ct_window: Any, intensity_percentiles: A
             raise SettingsError(f"{key} must be two increasing numbers [low, high], got {value!r}")
 
 
+def _sampling_settings(sampling: Any, patch_size: Any, target_spacing: Any, sw_overlap: Any, spatial_dims: int,
+                       samples_per_volume: Any, iterations_per_epoch: Any, lr_schedule: Any) -> None:
+    if sampling is None:
+        return
+    _one_of("sampling", sampling, SAMPLINGS)
+    _positive_ints("patch_size", patch_size, spatial_dims, f"one per axis of a {spatial_dims}-D image")
+    if target_spacing != "median" and (
+            not isinstance(target_spacing, (list, tuple)) or len(target_spacing) != spatial_dims or
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in target_spacing)):
+        raise SettingsError(f"target_spacing must be {spatial_dims} positive numbers in mm (one per axis, RAS "
+                            f"order) or 'median' (of the training cases), got {target_spacing!r}")
+    if sw_overlap is not None and (isinstance(sw_overlap, bool) or not isinstance(sw_overlap, (int, float)) or
+                                   not 0 <= sw_overlap < 1):
+        raise SettingsError(f"sw_overlap must be a number in [0, 1) (fraction of a window shared with the next), "
+                            f"got {sw_overlap!r}")
+    _positive("samples_per_volume", samples_per_volume)
+    _positive("iterations_per_epoch", iterations_per_epoch)
+    if lr_schedule is not None:
+        _one_of("lr_schedule", lr_schedule, LR_SCHEDULES)
+
+
+def check_patch_size(sampling: str, patch_size: Sequence[int], divisor: Sequence[int]) -> bool:
+    """Raise :class:`SettingsError` when a patch-mode ``patch_size`` is not divisible by the backbone's
+    ``divisor`` (``FrequencyDisentangledNet.divisor``); ``True`` otherwise.
+
+    Example::
+
+        >>> check_patch_size("patch", [96, 96, 40], [16, 16, 16])
+        Traceback (most recent call last):
+        ...
+        freq_transforms.bundle_checks.SettingsError: patch_size [96, 96, 40] must be divisible by [16, 16, 16] per axis for this backbone (e.g. [96, 96, 48])
+    """
+    if sampling != "patch":
+        return True
+    if any(int(p) % int(d) for p, d in zip(patch_size, divisor)):
+        nearest = [max(int(d), int(round(int(p) / int(d))) * int(d)) for p, d in zip(patch_size, divisor)]
+        raise SettingsError(f"patch_size {list(patch_size)} must be divisible by {list(divisor)} per axis for this "
+                            f"backbone (e.g. {nearest})")
+    return True
+
+
 def _training_settings(split_ratio: Any, n_train: Any, folds: Any, fold: Any, epochs: Any, val_interval: Any,
                        batch_size: Any, learning_rate: Any) -> None:
     if split_ratio is not None and (not isinstance(split_ratio, (list, tuple)) or len(split_ratio) != 3 or
@@ -115,12 +159,16 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
                    intensity_percentiles: Any = None, class_names: Optional[Sequence[str]] = None,
                    spatial_dims: int = 3, split_ratio: Any = None, n_train: Any = None, folds: Any = None,
                    fold: Any = 0, epochs: Any = None, val_interval: Any = None, batch_size: Any = None,
-                   learning_rate: Any = None) -> bool:
+                   learning_rate: Any = None, sampling: Any = None, patch_size: Any = None,
+                   target_spacing: Any = None, sw_overlap: Any = None, samples_per_volume: Any = None,
+                   iterations_per_epoch: Any = None, lr_schedule: Any = None) -> bool:
     """Raise :class:`SettingsError` naming the first bundle key whose value cannot work; ``True`` otherwise.
 
     Keyword names are the bundle's config keys, so ``"settings_check": {"_target_":
     "freq_transforms.bundle_checks.check_settings", "spatial_size": "@spatial_size", ...}`` checks what a run was
-    given, overrides included. Training-only keys (``split_ratio`` ... ``learning_rate``) are checked when passed.
+    given, overrides included. Training-only keys (``split_ratio`` ... ``learning_rate``) are checked when passed;
+    so are the sampling keys (``sampling`` ... ``lr_schedule``; ``patch_size``'s divisibility is
+    :func:`check_patch_size`'s, as it needs the backbone).
 
     Example::
 
@@ -132,6 +180,8 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
     _network_settings(spatial_size, spatial_dims, num_classes, class_names, in_channels, fusion, arch, fuse, mask,
                       cutoff, features)
     _intensity_settings(intensity, ct_window, intensity_percentiles)
+    _sampling_settings(sampling, patch_size, target_spacing, sw_overlap, spatial_dims, samples_per_volume,
+                       iterations_per_epoch, lr_schedule)
     _training_settings(split_ratio, n_train, folds, fold, epochs, val_interval, batch_size, learning_rate)
     return True
 

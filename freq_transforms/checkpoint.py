@@ -204,10 +204,12 @@ def checkpoint_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any])
 
 
 def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu",
-                 spatial_size: Optional[Sequence[int]] = None) -> Optional[Dict[str, Any]]:
+                 spatial_size: Optional[Sequence[int]] = None,
+                 grid: Optional[Mapping[str, Any]] = None) -> Optional[Dict[str, Any]]:
     """Load a ``state_dict`` file into ``network`` (DDP unwrapped), or stop with one line naming the file and the
-    bundle overrides to pass. A different ``spatial_size`` than the one trained at is a warning. Returns the
-    record."""
+    bundle overrides to pass. Grid settings (``spatial_size``, and ``grid``: ``sampling``, ``patch_size``,
+    ``target_spacing``) other than those trained with are a warning naming the override: the weights fit, but
+    they see a grid they were not trained on. Returns the record."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: train first or point bundle_root at a bundle "
@@ -221,11 +223,24 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
         raise WeightsMismatchError(f"checkpoint {path} does not fit the configured network: {problem}")
     torch.nn.Module.load_state_dict(target, state)  # checked above; the network's own check would repeat it
     record = recorded_settings(state)
-    trained_at = (record or {}).get("spatial_size")
-    if trained_at and spatial_size is not None and list(trained_at) != list(spatial_size):
-        logger.warning(f"checkpoint {path} was trained at spatial_size {list(trained_at)}, the config says "
-                       f"{list(spatial_size)}: pass --spatial_size \"{list(trained_at)}\" to match it")
+    _warn_on_other_grid(path, record or {}, {**({"spatial_size": spatial_size} if spatial_size else {}),
+                                             **(grid or {})})
     return record
+
+
+def _warn_on_other_grid(path: Path, record: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    trained = record.get("sampling", "resize")
+    sampling = config.get("sampling", trained)
+    if sampling != trained:
+        logger.warning(f"checkpoint {path} was trained with sampling {trained!r}, the config says {sampling!r}: "
+                       f"pass --sampling {trained} to match it")
+        return
+    keys = ("patch_size", "target_spacing") if sampling == "patch" else ("spatial_size",)
+    for key in keys:
+        was, now = record.get(key), config.get(key)
+        if was and now is not None and [float(v) for v in was] != [float(v) for v in now]:
+            logger.warning(f"checkpoint {path} was trained at {key} {list(was)}, the config says {list(now)}: "
+                           f"pass --{key} \"{list(was)}\" to match it")
 
 
 class RecordedWeights:
@@ -252,14 +267,14 @@ class WeightsLoader:
     """
 
     def __init__(self, load_path: str, network: torch.nn.Module, map_location: Any = "cpu",
-                 spatial_size: Optional[Sequence[int]] = None) -> None:
+                 spatial_size: Optional[Sequence[int]] = None, grid: Optional[Mapping[str, Any]] = None) -> None:
         self.load_path, self.network, self.map_location = load_path, network, map_location
-        self.spatial_size = spatial_size
+        self.spatial_size, self.grid = spatial_size, grid
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self)
 
     def __call__(self, engine: Optional[Engine] = None) -> None:
-        record = load_weights(self.network, self.load_path, self.map_location, self.spatial_size)
+        record = load_weights(self.network, self.load_path, self.map_location, self.spatial_size, self.grid)
         version = (record or {}).get("freq_transforms_version")
         logger.info(f"loaded {self.load_path}" + (f" (trained with freq_transforms {version})" if version else ""))

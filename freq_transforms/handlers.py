@@ -25,7 +25,7 @@ from .checkpoint import RecordedWeights, WeightsLoader, load_weights, recorded_s
 __all__ = ["distributed_device", "unwrap", "recorded_settings", "weights_with_record", "load_weights", "WeightsLoader",
            "OverwritingDiskSaver", "BestModelSaver", "class_dice_metrics", "ValidationMetricsCSV",
            "set_aside_previous_weights", "RandomStates", "ResumeCheckpoint", "PeriodicValidation",
-           "SaveIfNeverValidated", "leave_process_group"]
+           "SaveIfNeverValidated", "leave_process_group", "PolyLearningRate", "TrainingClock"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +119,12 @@ class ValidationMetricsCSV:
 
     Args:
         path: CSV file, e.g. ``eval/validation_metrics.csv``.
+        clock: the trainer's :class:`TrainingClock`; adds ``iteration`` and ``seconds`` (of training, resumed
+            pieces added up) columns, for a validation-Dice-against-time curve.
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str, clock: Optional["TrainingClock"] = None) -> None:
+        self.path, self.clock = Path(path), clock
         self.rows: list = []
 
     def attach(self, engine: Engine) -> None:
@@ -137,8 +139,10 @@ class ValidationMetricsCSV:
                 logger.warning(f"{name} is 0 at epoch {epoch}: that class is not predicted where it is")
         if not _is_main_process():
             return
-        self.rows.append({"epoch": epoch, **metrics})
-        columns = ["epoch"] + sorted({k for row in self.rows for k in row} - {"epoch"})
+        timing = {} if self.clock is None else {"iteration": self.clock.iteration, "seconds": round(self.clock.seconds, 1)}
+        self.rows.append({"epoch": epoch, **timing, **metrics})
+        first = ["epoch"] + list(timing)
+        columns = first + sorted({k for row in self.rows for k in row} - set(first))
         lines = [",".join(columns)] + [",".join(str(row.get(c, "")) for c in columns) for row in self.rows]
         from .atomic import atomic_write_text
 
@@ -374,3 +378,66 @@ class SaveIfNeverValidated:
     def __call__(self, engine: Engine) -> None:
         if self.saver.best == float("-inf"):
             self.saver.save(f"final weights after epoch {engine.state.epoch}; no validation ran")
+
+
+class PolyLearningRate:
+    """Trainer handler: at the start of each epoch set the learning rate to ``base * (1 - e / E) ** power``
+    (nnU-Net's "poly" schedule; ``e`` epochs done, ``E`` the trainer's ``max_epochs``); ``power`` 0 keeps it
+    constant.
+
+    ``torch.optim.lr_scheduler.PolynomialLR`` with MONAI's ``LrScheduleHandler`` fixes ``E`` when built and
+    keeps state; this reads ``E`` from the engine, so MONAI Label's ``max_epochs`` override is honoured, and
+    the rate follows from the epoch alone, so a resumed run continues the same schedule.
+
+    Example::
+
+        >>> PolyLearningRate.factor(epochs_done=50, max_epochs=100, power=0.9)  # doctest: +ELLIPSIS
+        0.535...
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, power: float = 0.9) -> None:
+        self.optimizer, self.base_lr, self.power = optimizer, float(base_lr), float(power)
+
+    @staticmethod
+    def factor(epochs_done: int, max_epochs: int, power: float) -> float:
+        return (1.0 - min(epochs_done, max_epochs) / max(max_epochs, 1)) ** power if power else 1.0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        lr = self.base_lr * self.factor(engine.state.epoch - 1, engine.state.max_epochs, self.power)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+
+class TrainingClock:
+    """Trainer handler: training seconds and iterations so far, added up over resumed pieces (``state_dict``
+    goes into ``resume.pt``), for the ``seconds`` column of :class:`ValidationMetricsCSV`. Validation time
+    counts too: it is part of what a run costs."""
+
+    def __init__(self) -> None:
+        self.before, self.iteration = 0.0, 0
+        self._started: Optional[float] = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._start)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._count)
+
+    def _start(self, engine: Engine) -> None:
+        self._started, self.iteration = time.perf_counter(), int(engine.state.iteration)
+
+    def _count(self, engine: Engine) -> None:
+        self.iteration = int(engine.state.iteration)
+
+    @property
+    def seconds(self) -> float:
+        return self.before + (0.0 if self._started is None else time.perf_counter() - self._started)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"seconds": self.seconds}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.before = float(state["seconds"])
+        if self._started is not None:  # loaded as the trainer starts: count this piece from now
+            self._started = time.perf_counter()

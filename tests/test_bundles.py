@@ -25,6 +25,10 @@ BUNDLES = {
 SCHEMA = ROOT / "tests" / "data" / "meta_schema_20240725.json"  # offline copy of the schema metadata.json names
 SMALL = {"spatial_size": "[32,32,24]", "num_workers": "0", "cache_rate": "0",
          "backbone_kwargs": "{'channels': (8, 16, 32), 'strides': (2, 2), 'num_res_units': 1}"}
+# patch mode on the phantoms: small patches, a short epoch, the training cases' median spacing (phantom spacings
+# are coarse; each bundle's own target spacing is exercised by test_sampling.py)
+SMALL_PATCH = {"patch_size": "[32,32,24]", "iterations_per_epoch": "2", "samples_per_volume": "2",
+               "target_spacing": "median"}
 PHANTOM_SHAPE = {"hippocampus": None}  # the others get a reduced grid
 
 
@@ -137,7 +141,9 @@ def test_metadata_agrees_with_itself_the_configs_and_the_zoo(name):
     assert pred["num_channels"] == train["num_classes"] == len(train["class_names"]) == len(pred["channel_def"])
     assert list(pred["channel_def"].values()) == train["class_names"]
     assert image["num_channels"] == train["in_channels"]
-    assert image["spatial_shape"] == pred["spatial_shape"] == train["spatial_size"]
+    grid = train["patch_size"] if train["sampling"] == "patch" else train["spatial_size"]
+    assert image["spatial_shape"] == pred["spatial_shape"] == grid
+    assert image["is_patch_data"] == (train["sampling"] == "patch")
     assert meta["label_classes"].count(" is ") == train["num_classes"]
     for i, class_name in enumerate(train["class_names"]):
         assert f"channel {i} is {class_name}" in meta["pred_classes"]
@@ -176,12 +182,14 @@ def test_config_workflow_properties(name, workflow_type, configs, phantom_sets, 
     assert workflow.check_properties() == []
 
 
+@pytest.mark.parametrize("sampling", ["resize", "patch"])
 @pytest.mark.parametrize("name", BUNDLES)
-def test_train_infer_evaluate_export(name, phantom_sets, tmp_path):
+def test_train_infer_evaluate_export(name, sampling, phantom_sets, tmp_path):
     bundle = ROOT / "bundles" / name
     data = phantom_sets[BUNDLES[name]]
     root = tmp_path / "run"
-    common = {"dataset_dir": data, "bundle_root": root, **SMALL}
+    common = {"dataset_dir": data, "bundle_root": root, "sampling": sampling, **SMALL,
+              **(SMALL_PATCH if sampling == "patch" else {})}
     run_id = ["run", "training"][name.startswith("hippo")]  # both spellings users type
     augment = {"augment": "true"} if name.startswith("spleen") else {}  # the augmentation override works
     _cli(bundle, "run", run_id, "--config_file", "configs/train.json", epochs=2, val_interval=1, **augment, **common)
@@ -191,7 +199,14 @@ def test_train_infer_evaluate_export(name, phantom_sets, tmp_path):
     labels = json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
     per_class = [f"val_dice_{n.replace(' ', '_')}" for i, n in sorted(labels["channel_def"].items()) if i != "0"]
     rows = (root / "eval" / "validation_metrics.csv").read_text().splitlines()
-    assert rows[0].split(",") == ["epoch", *per_class, "val_mean_dice"] and len(rows) == 3  # one row per validation
+    assert rows[0].split(",") == ["epoch", "iteration", "seconds", *per_class, "val_mean_dice"] and len(rows) == 3
+    iterations = [int(row.split(",")[1]) for row in rows[1:]]  # one row per validation, budget in iterations
+    assert iterations == ([2, 4] if sampling == "patch" else iterations) and iterations[0] > 0
+    record = recorded_settings(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
+    assert record["sampling"] == sampling
+    if sampling == "patch":  # the median spacing of the training cases, in RAS order, recorded for inference
+        from freq_transforms.sampling import median_spacing
+        assert record["target_spacing"] == pytest.approx(median_spacing(split["train"]))
 
     _cli(bundle, "run", "evaluating", "--config_file", "['configs/train.json','configs/evaluate.json']",
          save_predictions="true", **common)
