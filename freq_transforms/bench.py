@@ -212,11 +212,11 @@ def loading_times(bundle: Path, n_cases: int = 12) -> Dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = write_phantom_dataset("hippocampus", Path(tmp) / "data", n=n_cases, progress=False)
+        items = load_msd_datalist(data)
         parser = ConfigParser()
         parser.read_config(str(bundle / "configs" / "train.json"))
-        parser.update({"dataset_dir": str(data), "output_dir": tmp, "check_data": False})  # patch mode plans its spacing on the data
+        parser["train#dataset#data"] = items  # what a "median" target spacing is planned on; no split needed
         transform = parser.get_parsed_content("train#preprocessing")
-        items = load_msd_datalist(data)
 
         def epoch(dataset) -> float:
             start = time.perf_counter()

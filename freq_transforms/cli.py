@@ -85,8 +85,28 @@ def figure(image: str, out: str = "frequency_split.png", cutoffs: Sequence[float
     return str(frequency_split_figure(image, out, [float(c) for c in _as_list(cutoffs)], mask, centered))
 
 
+def curve(csv: Sequence[str], out: str = "dice_vs_time.png", labels: Optional[Sequence[str]] = None,
+          title: str = "") -> str:
+    """PNG of validation Dice against training time from runs' eval/validation_metrics.csv.
+
+    Args:
+        csv: one or more validation_metrics.csv files, e.g. a,b.
+        out: PNG to write.
+        labels: a legend label per file (default: each file's run folder name).
+        title: figure title.
+    """
+    from .plots import dice_time_figure
+
+    files = [str(c) for c in _as_list(csv)]
+    names = [str(n) for n in _as_list(labels)] if labels else [Path(f).parent.parent.name for f in files]
+    if len(names) != len(files):
+        raise ValueError(f"--labels has {len(names)} labels for {len(files)} files")
+    return str(dice_time_figure(dict(zip(names, files)), out, title))
+
+
 def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_interval: int = 5,
-         fusions: Optional[Sequence[str]] = None, seed: int = 0, bundle: Optional[str] = None) -> str:
+         fusions: Optional[Sequence[str]] = None, seed: int = 0, bundle: Optional[str] = None,
+         iterations_per_epoch: int = 8) -> str:
     """The main job: phantoms -> train the hippocampus bundle with each fusion -> evaluate -> table + PNG.
 
     Args:
@@ -97,13 +117,15 @@ def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_inte
         fusions: FD modes to compare, e.g. none,early,late (default: none and the bundle's default FD mode).
         seed: training seed.
         bundle: bundle folder (default: the hippocampus bundle installed with the package).
+        iterations_per_epoch: optimiser steps per epoch where the bundle trains on patches (sampling patch):
+            8 is about one pass over the phantoms' train part, so an epoch costs what it costs in resize mode.
     """
     from .bundle_paths import bundle_dir
     from .demo import run_demo
 
     folder = Path(bundle) if bundle else bundle_dir("hippocampus_mri_fd_segmentation")
     return str(run_demo(Path(out), folder, n_cases, epochs, val_interval, _as_list(fusions) if fusions else None,
-                        seed))
+                        seed, iterations_per_epoch))
 
 
 def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str] = None,
@@ -266,7 +288,7 @@ def bundles_build(check: bool = False, source: str = "bundle_source", out: str =
     return f"{len(changed)} file(s) {'differ' if check else 'written'}"
 
 
-COMMANDS: Dict[str, Callable] = {"demo": demo, "phantoms": phantoms, "split": split, "figure": figure,
+COMMANDS: Dict[str, Callable] = {"demo": demo, "phantoms": phantoms, "split": split, "figure": figure, "curve": curve,
                                  "sweep": sweep, "export": export, "compare": compare, "bench": bench,
                                  "contrast": contrast, "overlay": overlay, "release": release,
                                  "bundles build": bundles_build}

@@ -25,7 +25,7 @@ from .checkpoint import RecordedWeights, WeightsLoader, load_weights, recorded_s
 __all__ = ["distributed_device", "unwrap", "recorded_settings", "weights_with_record", "load_weights", "WeightsLoader",
            "OverwritingDiskSaver", "BestModelSaver", "class_dice_metrics", "ValidationMetricsCSV",
            "set_aside_previous_weights", "RandomStates", "ResumeCheckpoint", "PeriodicValidation",
-           "SaveIfNeverValidated", "leave_process_group", "PolyLearningRate", "TrainingClock"]
+           "SaveIfNeverValidated", "leave_process_group", "PolyLearningRate", "TrainingClock", "SharedHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -441,3 +441,15 @@ class TrainingClock:
         self.before = float(state["seconds"])
         if self._started is not None:  # loaded as the trainer starts: count this piece from now
             self._started = time.perf_counter()
+
+
+class SharedHandler:
+    """Attach a handler defined elsewhere in the config (``{"_target_": "freq_transforms.handlers.SharedHandler",
+    "handler": "@training_clock"}``): MONAI's ``ConfigWorkflow`` property check and MONAI Label read every entry
+    of ``train#handlers`` as a component with a ``_target_``, so a bare ``"@training_clock"`` entry breaks them."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+
+    def attach(self, engine: Engine) -> None:
+        self.handler.attach(engine)

@@ -87,3 +87,30 @@ def prediction_figure(image: str | os.PathLike, label: str | os.PathLike, predic
     fig.suptitle(f"{Path(image).name}, axial slice {index} of {truth.shape[2]} (the slice with the most label)",
                  fontsize=10)
     return save_figure(fig, out)
+
+
+def _validation_rows(path: str | os.PathLike) -> Dict[str, np.ndarray]:
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "seconds" not in rows[0]:
+        raise ValueError(f"{path} has no seconds column (validation_metrics.csv of freq_transforms >= 0.5.0)")
+    return {key: np.array([float(row[key]) for row in rows]) for key in ("seconds", "iteration", "val_mean_dice")}
+
+
+def dice_time_figure(curves: Dict[str, str], out: str | os.PathLike, title: str = "") -> Path:
+    """PNG of validation mean Dice against training time (minutes) for each ``label -> validation_metrics.csv``,
+    the best so far marked: what a given amount of compute buys."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, path in curves.items():
+        rows = _validation_rows(path)
+        minutes, dice = rows["seconds"] / 60.0, 100.0 * rows["val_mean_dice"]
+        line, = ax.plot(minutes, dice, marker="o", markersize=3, label=label)
+        ax.plot(minutes, np.maximum.accumulate(dice), linestyle=":", color=line.get_color())
+    ax.set_xlabel("training time (minutes, validation included)")
+    ax.set_ylabel("validation mean Dice (%)")
+    ax.set_title(title or "validation Dice against time (dotted: best so far)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, out)

@@ -52,7 +52,8 @@ def train_and_evaluate(bundle: Path, run_dir: Path, common: Dict[str, Any], n: O
     hd95 = read_metric_csv(run_dir / "eval" / "test_hd95_raw.csv")
     return {"n_train": n, "fusion": fusion, "arch": bundle_default(bundle, "arch", common), "seed": seed,
             "fold": common.get("fold") if common.get("folds") else None,
-            "epochs": epochs, "val_dice": _best_validation_dice(run_dir),
+            "epochs": epochs, "sampling": bundle_default(bundle, "sampling", common),
+            **_training_cost(run_dir), "val_dice": _best_validation_dice(run_dir),
             "train_part": _train_part_size(run_dir), "files": dice["filename"], "dice": dice["mean"],
             "hd95": hd95["mean"], "class_dice": _class_columns(dice)}
 
@@ -182,6 +183,16 @@ def _best_validation_dice(run_dir: Path) -> float:
     with path.open() as handle:
         values = [float(row["val_mean_dice"]) for row in csv.DictReader(handle) if row.get("val_mean_dice")]
     return max(values) if values else float("nan")
+
+
+def _training_cost(run_dir: Path) -> Dict[str, Any]:
+    """Optimiser steps and training seconds (validation included) at the run's last validation."""
+    path = run_dir / "eval" / "validation_metrics.csv"
+    if not path.is_file():
+        return {}
+    with path.open() as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("seconds")]
+    return {"iterations": int(rows[-1]["iteration"]), "train_seconds": float(rows[-1]["seconds"])} if rows else {}
 
 
 def _train_part_size(run_dir: Path) -> Optional[int]:

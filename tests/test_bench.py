@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import torch
 
 from freq_transforms.bench import (LABELS, _split_with_fftn, activation_memory_mb, fft_split_times, forward_gflops,
@@ -60,3 +62,14 @@ def test_loading_times_parse_the_bundle_preprocessing_without_its_metadata():
     # what the timing compares (not the times themselves, which a shared machine makes noisy): the cached
     # epochs read no file, the plain ones read image and label of every case in each of their 3 epochs
     assert load.call_count == 2 * 4 * (1 + 3)
+
+
+def test_ct_scale_inference_reports_memory_and_the_grid():
+    """The CT-scale benchmark's measurement on a small volume: the child's own peak memory (more than an empty
+    Python, less than the machine) and the label map on the input's grid (the full size runs in the bench)."""
+    from freq_transforms.bench import ct_scale_inference
+
+    bundle = Path(__file__).resolve().parents[1] / "bundles" / "spleen_ct_fd_segmentation"
+    result = ct_scale_inference(bundle, shape=(96, 80, 40), threads=1)
+    assert result["on_input_grid"] is True
+    assert 0.2 < result["peak_rss_gib"] < 8 and result["seconds"] > 0

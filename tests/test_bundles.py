@@ -96,7 +96,7 @@ def test_a_sixth_task_is_one_task_file_and_trains(tmp_path):
     _cli(bundle, "run", "--config_file", "configs/train.json", dataset_dir=data, bundle_root=root, epochs=1,
          val_interval=1, **{k: v for k, v in SMALL.items() if k != "spatial_size"})
     assert (root / "models" / "model.pt").is_file()
-    assert (root / "eval" / "validation_metrics.csv").read_text().startswith("epoch,val_dice_peripheral,")
+    assert (root / "eval" / "validation_metrics.csv").read_text().startswith("epoch,iteration,seconds,val_dice_peripheral,")
 
 
 @pytest.mark.parametrize("name", BUNDLES)
@@ -167,17 +167,40 @@ def test_metadata_with_missing_field_fails_verification(tmp_path):
 
 
 @pytest.mark.parametrize("name", BUNDLES)
+def test_each_mode_uses_its_inferer(name):
+    """What MONAI Label and evaluation run: a gaussian sliding window over patch_size in patch mode, one pass of
+    the network in resize mode."""
+    from monai.bundle import ConfigParser
+    from monai.inferers import SimpleInferer, SlidingWindowInferer
+
+    for config, key in (("inference", "inferer"), ("train", "validate#inferer")):
+        parser = ConfigParser()
+        parser.read_config(str(ROOT / "bundles" / name / "configs" / f"{config}.json"))
+        parser["sampling"] = "patch"
+        window = parser.get_parsed_content(key)
+        assert isinstance(window, SlidingWindowInferer) and list(window.roi_size) == parser["patch_size"]
+        assert window.mode == "gaussian" and window.overlap == parser["sw_overlap"]
+        parser = ConfigParser()
+        parser.read_config(str(ROOT / "bundles" / name / "configs" / f"{config}.json"))
+        parser["sampling"] = "resize"
+        assert isinstance(parser.get_parsed_content(key), SimpleInferer)
+
+
+@pytest.mark.parametrize("name", BUNDLES)
 @pytest.mark.parametrize("workflow_type,configs", [("train", ["train"]), ("infer", ["inference"])])
 def test_config_workflow_properties(name, workflow_type, configs, phantom_sets, tmp_path):
     from monai.bundle import ConfigWorkflow
 
     bundle = ROOT / "bundles" / name
+    spacing = json.loads((bundle / "configs" / "inference.json").read_text())["target_spacing"]
+    # inference takes a "median" target spacing from the trained weights' record, and there are none here
+    known = {"target_spacing": [1.0, 1.0, 1.0]} if workflow_type == "infer" and spacing == "median" else {}
     workflow = ConfigWorkflow(config_file=[str(bundle / "configs" / f"{c}.json") for c in configs],
                               meta_file=str(bundle / "configs" / "metadata.json"),
                               logging_file=str(bundle / "configs" / "logging.conf"), workflow_type=workflow_type,
                               init_id="no_initialize",  # properties only: no checkpoint to load here
                               dataset_dir=str(phantom_sets[BUNDLES[name]]), bundle_root=str(tmp_path),
-                              input_dir=str(phantom_sets[BUNDLES[name]] / "imagesTr"), cache_rate=0)
+                              input_dir=str(phantom_sets[BUNDLES[name]] / "imagesTr"), cache_rate=0, **known)
     workflow.initialize()
     assert workflow.check_properties() == []
 
@@ -305,15 +328,18 @@ def test_hippocampus_bundle_learns_on_phantoms(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cases,val_cases", [(12, 2), (6, 1)])  # 1 validation case: fewer than the 2 ranks
-def test_torchrun_two_process_cpu(tmp_path, cases, val_cases):
+@pytest.mark.parametrize("cases,val_cases,sampling", [(12, 2, "resize"), (6, 1, "resize"),  # 1 val case < 2 ranks
+                                                      (12, 2, "patch")])
+def test_torchrun_two_process_cpu(tmp_path, cases, val_cases, sampling):
     bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=cases, seed=2, progress=False)
     root = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
            "run", "--config_file", "['configs/train.json','configs/multi_gpu_train.json']",
            "--dataset_dir", str(data), "--bundle_root", str(root), "--epochs", "2",
-           "--val_interval", "1"] + [arg for k, v in SMALL.items() for arg in (f"--{k}", v)]
+           "--val_interval", "1", "--sampling", sampling] + [arg for k, v in SMALL.items() for arg in (f"--{k}", v)]
+    if sampling == "patch":
+        cmd += [arg for k, v in SMALL_PATCH.items() for arg in (f"--{k}", v)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -328,15 +354,16 @@ def test_torchrun_two_process_cpu(tmp_path, cases, val_cases):
     # no validation case dropped or counted twice
     best = max(float(row.split(",")[-1]) for row in rows[1:])
     _cli(bundle, "run", "--config_file", "['configs/train.json','configs/evaluate.json']", dataset_dir=data,
-         bundle_root=root, **{"validate#dataset#data": "$@split['val']"}, **SMALL)
+         bundle_root=root, sampling=sampling, **{"validate#dataset#data": "$@split['val']"}, **SMALL,
+         **(SMALL_PATCH if sampling == "patch" else {}))
     single = float((root / "eval" / "metrics.csv").read_text().splitlines()[0].split(",")[1])
     assert single == pytest.approx(best, abs=1e-5)
 
 
 @pytest.mark.parametrize("name", ["hippocampus_mri_fd_segmentation", "heart_mri_fd_segmentation"])
 def test_shipped_weights_load_into_the_default_network(name):
-    """Bundles with real-data weights: they fit inference.json's defaults (layers and the spatial size they were
-    trained at) and metadata reports their metrics."""
+    """Bundles with real-data weights: they fit inference.json's defaults (layers, and the grid they were trained
+    on: sampling with its spatial size, or patch size and target spacing) and metadata reports their metrics."""
     from monai.bundle import ConfigParser
 
     bundle = ROOT / "bundles" / name
@@ -347,8 +374,15 @@ def test_shipped_weights_load_into_the_default_network(name):
     net = parser.get_parsed_content("network_def")
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
-    size = parser.get_parsed_content("spatial_size")
-    assert recorded_settings(state)["spatial_size"] == list(size)
+    record, sampling = recorded_settings(state), parser.get_parsed_content("sampling")
+    assert record.get("sampling", "resize") == sampling
+    if sampling == "patch":
+        size = parser.get_parsed_content("patch_size")
+        assert record["patch_size"] == list(size)
+        assert record["target_spacing"] == parser.get_parsed_content("target_spacing_mm")
+    else:
+        size = parser.get_parsed_content("spatial_size")
+        assert record["spatial_size"] == list(size)
     with torch.no_grad():
         out = net.eval()(torch.rand(1, 1, *size))
     assert out.shape == (1, parser.get_parsed_content("num_classes"), *size)

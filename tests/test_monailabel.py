@@ -48,9 +48,10 @@ def _free_port() -> int:
 
 
 def _phantom_weights(bundle: Path, data: Path) -> None:
-    """A few epochs on phantoms at a small grid (conv weights do not depend on the grid size)."""
+    """A few steps on phantoms with each bundle's own grid (resize: a small one, conv weights do not depend on
+    it; patch: the bundle's patches and spacing, short epochs)."""
     run_bundle(bundle, ["train"], bundle_root=str(bundle), dataset_dir=str(data), epochs=3, val_interval=1,
-               num_workers=0, spatial_size=[32, 32, 24])
+               num_workers=0, spatial_size=[32, 32, 24], iterations_per_epoch=2, samples_per_volume=1)
     shutil.rmtree(bundle / "eval", ignore_errors=True)
     for leftover in (bundle / "models").glob("resume.pt*"):
         leftover.unlink()
