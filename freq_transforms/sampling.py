@@ -27,11 +27,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import nibabel as nib
 import numpy as np
+from monai.transforms import Spacingd
 
 from .data import DataError
 
 __all__ = ["SAMPLINGS", "ras_spacing", "median_spacing", "recorded_target_spacing", "resolve_target_spacing",
-           "cutoff_cycles_per_mm"]
+           "cutoff_cycles_per_mm", "TargetSpacingd"]
 
 SAMPLINGS = ("resize", "patch")
 
@@ -104,3 +105,31 @@ def cutoff_cycles_per_mm(cutoff: float, spacing: Sequence[float]) -> List[float]
     is each case's extent divided by ``spatial_size``, so the band differs from case to case."""
     return [round(cutoff / (2.0 * float(s)), 5) for s in spacing]
 
+
+
+class TargetSpacingd(Spacingd):
+    """``monai.transforms.Spacingd`` that leaves alone entries named ``<key>_*`` which are not meta dicts.
+
+    MONAI 1.6's ``Spacingd`` treats every ``<key>_*`` entry as the meta dict of ``<key>`` and calls ``.update`` on
+    it after a NIfTI input, so a plain string there fails (``'str' object has no attribute 'update'``): MONAI
+    Label's ``image_path``, say, or a label copy named ``label_orig``. Those entries are set aside for the call and
+    put back; everything else, the inverse included, is ``Spacingd``'s.
+
+    Example::
+
+        >>> import torch
+        >>> from monai.data import MetaTensor
+        >>> data = {"image": MetaTensor(torch.zeros(1, 4, 4, 4), meta={"filename_or_obj": "a.nii.gz"}),
+        ...         "image_path": "a.nii.gz"}
+        >>> out = TargetSpacingd("image", pixdim=(2.0, 2.0, 2.0))(data)
+        >>> tuple(out["image"].shape), out["image_path"]
+        ((1, 2, 2, 2), 'a.nii.gz')
+    """
+
+    def __call__(self, data: Mapping[Any, Any], lazy: Optional[bool] = None) -> Dict[Any, Any]:
+        prefixes = tuple(f"{key}_" for key in self.keys)
+        aside = {k: v for k, v in data.items()
+                 if isinstance(k, str) and k.startswith(prefixes) and not isinstance(v, dict)}
+        out = super().__call__({k: v for k, v in data.items() if k not in aside}, lazy=lazy)
+        out.update(aside)
+        return out

@@ -214,3 +214,19 @@ def test_training_clock_adds_up_resumed_pieces():
     again = TrainingClock()
     again.load_state_dict(clock.state_dict())
     assert again.seconds == pytest.approx(clock.seconds, abs=0.5)
+
+
+def test_target_spacing_keeps_string_entries_and_inverts(tmp_path):
+    """MONAI Label passes image_path beside image; MONAI's Spacingd would call .update on it."""
+    from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
+
+    from freq_transforms.sampling import TargetSpacingd
+
+    path = tmp_path / "image.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((20, 16, 12)).astype(np.float32),
+                             np.diag([1.0, 1.0, 2.0, 1.0])), str(path))
+    pipeline = Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image"),
+                        TargetSpacingd("image", pixdim=(2.0, 2.0, 2.0))])
+    out = pipeline({"image": str(path), "image_path": str(path)})
+    assert out["image_path"] == str(path) and tuple(out["image"].shape) == (1, 10, 8, 12)
+    assert tuple(pipeline.inverse(out)["image"].shape) == (1, 20, 16, 12)
