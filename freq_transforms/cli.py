@@ -106,7 +106,7 @@ def curve(csv: Sequence[str], out: str = "dice_vs_time.png", labels: Optional[Se
 
 def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_interval: int = 5,
          fusions: Optional[Sequence[str]] = None, seed: int = 0, bundle: Optional[str] = None,
-         iterations_per_epoch: int = 8) -> str:
+         iterations_per_epoch: int = 8, sampling: Optional[str] = None) -> str:
     """The main job: phantoms -> train the hippocampus bundle with each fusion -> evaluate -> table + PNG.
 
     Args:
@@ -119,13 +119,14 @@ def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_inte
         bundle: bundle folder (default: the hippocampus bundle installed with the package).
         iterations_per_epoch: optimiser steps per epoch where the bundle trains on patches (sampling patch):
             8 is about one pass over the phantoms' train part, so an epoch costs what it costs in resize mode.
+        sampling: patch or resize (default: the bundle's).
     """
     from .bundle_paths import bundle_dir
     from .demo import run_demo
 
     folder = Path(bundle) if bundle else bundle_dir("hippocampus_mri_fd_segmentation")
     return str(run_demo(Path(out), folder, n_cases, epochs, val_interval, _as_list(fusions) if fusions else None,
-                        seed, iterations_per_epoch))
+                        seed, iterations_per_epoch, sampling))
 
 
 def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str] = None,

@@ -23,11 +23,13 @@ REAL_DATA_SUMMARY = ("On real data (docs/results.md) FD v2 is mostly level with 
 
 
 def run_demo(out: Path, bundle: Path, n_cases: int, epochs: int, val_interval: int,
-             fusions: Optional[Sequence[str]], seed: int, iterations_per_epoch: int = 8) -> Path:
+             fusions: Optional[Sequence[str]], seed: int, iterations_per_epoch: int = 8,
+             sampling: Optional[str] = None) -> Path:
     """Write ``out/results.md`` and ``out/demo.png`` and return the results path. Finished runs are reused.
 
     ``fusions`` default: ``none`` and the bundle's default FD mode (with the bundle's default ``arch``)."""
     fusions = list(fusions) if fusions else ["none", str(bundle_default(bundle, "fusion"))]
+    sampling = sampling or str(bundle_default(bundle, "sampling"))
     out.mkdir(parents=True, exist_ok=True)
     logging_file = str(atomic_write_text(out / "quiet_logging.conf", QUIET_LOGGING))
     data_dir = out / "phantoms"
@@ -39,7 +41,7 @@ def run_demo(out: Path, bundle: Path, n_cases: int, epochs: int, val_interval: i
     for fusion in fusions:
         steps.set_postfix_str(f"train+evaluate fusion={fusion}")
         common = {"dataset_dir": str(data_dir), "val_interval": val_interval, "num_workers": 0,
-                  "save_predictions": True, "iterations_per_epoch": iterations_per_epoch}
+                  "save_predictions": True, "iterations_per_epoch": iterations_per_epoch, "sampling": sampling}
         results[fusion] = train_and_evaluate(bundle, out / "runs" / f"fusion_{fusion}", common, None, fusion, seed,
                                              epochs, None, logging_file)
         steps.update()
@@ -53,8 +55,7 @@ def run_demo(out: Path, bundle: Path, n_cases: int, epochs: int, val_interval: i
                             class_names=bundle_default(bundle, "class_names"))
     command = (f"python -m freq_transforms demo --out {out} --n_cases {n_cases} --epochs {epochs} "
                f"--val_interval {val_interval} --fusions {','.join(fusions)} --seed {seed} "
-               f"--iterations_per_epoch {iterations_per_epoch}")
-    sampling = bundle_default(bundle, "sampling")
+               f"--iterations_per_epoch {iterations_per_epoch} --sampling {sampling}")
     report = (f"# FD demo on hippocampus phantoms\n\n`{command}`\n\n{n_cases} phantom cases, bundle "
               f"`{bundle.name}` with its defaults (fusion `{bundle_default(bundle, 'fusion')}`, arch "
               f"`{bundle_default(bundle, 'arch')}`, sampling `{sampling}`), {epochs} epochs"

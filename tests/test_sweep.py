@@ -203,3 +203,17 @@ def test_demo_reports_an_empty_prediction_instead_of_crashing(tmp_path, monkeypa
     early = next(line for line in report.splitlines() if "| early |" in line)
     assert "56.67" in early and "nan" not in early.lower()  # Dice keeps the empty case (0), HD95 leaves it out
     assert not math.isnan(float(early.split("|")[8].split()[0]))
+
+
+def test_demo_runs_in_patch_mode(tmp_path):
+    """The main job with sampling patch: patches, sliding-window evaluation, the table and the figure."""
+    from freq_transforms import demo
+
+    bundle = Path(__file__).resolve().parents[1] / "bundles" / "hippocampus_mri_fd_segmentation"
+    report = demo.run_demo(tmp_path / "out", bundle, 8, 2, 1, ["none", "early"], 0, iterations_per_epoch=2,
+                           sampling="patch").read_text()
+    assert "sampling `patch`), 2 epochs of 2 steps" in report and "--sampling patch" in report
+    assert (tmp_path / "out" / "demo.png").stat().st_size > 10_000
+    for fusion in ("none", "early"):
+        rows = (tmp_path / "out" / "runs" / f"fusion_{fusion}" / "eval" / "validation_metrics.csv").read_text()
+        assert [int(r.split(",")[1]) for r in rows.splitlines()[1:]] == [2, 4]  # budget in iterations
