@@ -216,10 +216,15 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 
 
-def _train_cmd(dataset: Path, root: Path, epochs: int, seed: int = 0) -> list:
+PATCH = ["--sampling", "patch", "--patch_size", "[32,32,24]", "--iterations_per_epoch", "3", "--target_spacing",
+         "median"]
+
+
+def _train_cmd(dataset: Path, root: Path, epochs: int, seed: int = 0, sampling: str = "resize") -> list:
     return [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.json",
             "--dataset_dir", str(dataset), "--bundle_root", str(root), "--epochs", str(epochs),
-            "--val_interval", "1", "--seed", str(seed), "--augment", "true", *SMALL]
+            "--val_interval", "1", "--seed", str(seed), "--augment", "true", *SMALL,
+            *(PATCH if sampling == "patch" else ["--sampling", "resize"])]
 
 
 def _epoch(path: Path) -> int:
@@ -227,9 +232,10 @@ def _epoch(path: Path) -> int:
     return trainer["iteration"] // trainer["epoch_length"]
 
 
-def test_sigkill_then_same_command_resumes(clean_set, tmp_path):
+@pytest.mark.parametrize("sampling", ["resize", "patch"])  # patch: random crops and iteration-counted epochs
+def test_sigkill_then_same_command_resumes(clean_set, tmp_path, sampling):
     root = tmp_path / "run"
-    cmd = _train_cmd(clean_set, root, epochs=12)
+    cmd = _train_cmd(clean_set, root, epochs=12, sampling=sampling)
     first = subprocess.Popen(cmd, cwd=HIPPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     resume = root / "models" / "resume.pt"
     deadline = time.time() + 240
@@ -252,8 +258,8 @@ def test_sigkill_then_same_command_resumes(clean_set, tmp_path):
     # bit-exact: the same validation history and best weights as a run never interrupted (RNG states travel in
     # the resume file)
     straight = tmp_path / "straight"
-    result = subprocess.run(_train_cmd(clean_set, straight, epochs=12), cwd=HIPPO, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(_train_cmd(clean_set, straight, epochs=12, sampling=sampling), cwd=HIPPO,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     def without_seconds(run: Path) -> list:  # wall time differs; every other column must be identical
         rows = [line.split(",") for line in (run / "eval" / "validation_metrics.csv").read_text().splitlines()]
@@ -262,6 +268,8 @@ def test_sigkill_then_same_command_resumes(clean_set, tmp_path):
 
     history = without_seconds(root)
     assert len(history) == 13 and history == without_seconds(straight)
+    seconds = [float(line.split(",")[2]) for line in (root / "eval" / "validation_metrics.csv").read_text().splitlines()[1:]]
+    assert seconds == sorted(seconds) and seconds[0] > 0  # training time adds up over the two pieces
     resumed_weights = torch.load(root / "models" / "model.pt", weights_only=True)
     straight_weights = torch.load(straight / "models" / "model.pt", weights_only=True)
     for key, value in straight_weights.items():
