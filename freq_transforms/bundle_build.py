@@ -32,7 +32,7 @@ __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 # keys of the shared configs that a task sets (where a config has them)
 TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity",
              "augment", "epochs", "val_interval", "batch_size", "sampling", "patch_size", "target_spacing",
-             "crop_foreground", "samples_per_volume", "iterations_per_epoch")
+             "crop_foreground", "samples_per_volume", "iterations_per_epoch", "largest_component")
 CONFIGS = ("train", "evaluate", "inference", "multi_gpu_train")
 INTENSITY_WORDS = {"paper": "min-max per image, as in the paper", "ct_window": "Hounsfield window -57..164 HU, clipped",
                    "percentile": "0.5-99.5 percentiles of each image, clipped"}
@@ -82,12 +82,15 @@ def _sampling_words(task: Dict[str, Any]) -> Dict[str, str]:
         band = "0.05 cycles per voxel of the target spacing along each axis (0.05 / s cycles per mm at spacing s)"
     else:
         mm = cutoff_cycles_per_mm(0.1, spacing)
-        band = (f"{'x'.join(f'{v:g}' for v in mm)} cycles per mm (wavelengths above "
-                f"{'x'.join(f'{1 / v:.0f}' for v in mm)} mm) along the R, A, S axes, the same for every case")
+        band = (f"about {'x'.join(f'{v:.3g}' for v in mm)} cycles per mm (wavelengths above about "
+                f"{'x'.join(f'{1 / v:.0f}' for v in mm)} mm) along the R, A, S axes, the same for every case (0.05 "
+                "cycles per voxel; the box keeps the odd number of frequency bins nearest to 0.1 x the window size, "
+                "so the edge lies within half a bin of it)")
     return {"sampling": task["sampling"], "patch_size": json.dumps(task["patch_size"]),
             "patch_x": _x(task["patch_size"]), "target_spacing": json.dumps(task["target_spacing"]),
             "spacing_words": _spacing_words(spacing), "crop_foreground": json.dumps(task["crop_foreground"]),
             "patch_band": band, "sampling_note": task["sampling_note"],
+            "largest_component": json.dumps(task.get("largest_component", False)),
             "input_size": _x(task["patch_size"] if task["sampling"] == "patch" else task["spatial_size"]),
             "input_commas": ", ".join(str(s) for s in (task["patch_size"] if task["sampling"] == "patch"
                                                        else task["spatial_size"]))}
