@@ -161,7 +161,8 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
                    fold: Any = 0, epochs: Any = None, val_interval: Any = None, batch_size: Any = None,
                    learning_rate: Any = None, sampling: Any = None, patch_size: Any = None,
                    target_spacing: Any = None, sw_overlap: Any = None, samples_per_volume: Any = None,
-                   iterations_per_epoch: Any = None, lr_schedule: Any = None) -> bool:
+                   iterations_per_epoch: Any = None, lr_schedule: Any = None,
+                   largest_component: Any = None) -> bool:
     """Raise :class:`SettingsError` naming the first bundle key whose value cannot work; ``True`` otherwise.
 
     Keyword names are the bundle's config keys, so ``"settings_check": {"_target_":
@@ -182,6 +183,8 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
     _intensity_settings(intensity, ct_window, intensity_percentiles)
     _sampling_settings(sampling, patch_size, target_spacing, sw_overlap, spatial_dims, samples_per_volume,
                        iterations_per_epoch, lr_schedule)
+    if largest_component is not None and not isinstance(largest_component, bool):
+        raise SettingsError(f"largest_component must be true or false, got {largest_component!r}")
     _training_settings(split_ratio, n_train, folds, fold, epochs, val_interval, batch_size, learning_rate)
     return True
 

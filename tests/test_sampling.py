@@ -94,10 +94,11 @@ def test_cutoff_in_cycles_per_mm():
     ({"sw_overlap": 1.0}, "sw_overlap"),
     ({"samples_per_volume": 0}, "samples_per_volume"),
     ({"lr_schedule": "cosine"}, "lr_schedule"),
+    ({"largest_component": "yes"}, "largest_component"),
 ])
 def test_bad_sampling_settings_name_their_key(settings, key):
     good = {"sampling": "patch", "patch_size": [96, 96, 64], "target_spacing": [1.5, 1.5, 2.0], "sw_overlap": 0.5,
-            "samples_per_volume": 2, "iterations_per_epoch": 50, "lr_schedule": "poly"}
+            "samples_per_volume": 2, "iterations_per_epoch": 50, "lr_schedule": "poly", "largest_component": True}
     assert check_settings([64, 64, 48], 2, 1, "early", "v2", "concat", "box", 0.1, 8, "paper", **good)
     with pytest.raises(SettingsError, match=f"^{key} "):
         check_settings([64, 64, 48], 2, 1, "early", "v2", "concat", "box", 0.1, 8, "paper", **{**good, **settings})
@@ -230,3 +231,24 @@ def test_target_spacing_keeps_string_entries_and_inverts(tmp_path):
     out = pipeline({"image": str(path), "image_path": str(path)})
     assert out["image_path"] == str(path) and tuple(out["image"].shape) == (1, 10, 8, 12)
     assert tuple(pipeline.inverse(out)["image"].shape) == (1, 20, 16, 12)
+
+
+@pytest.mark.parametrize("largest_component", [False, True])
+def test_largest_component_drops_small_far_regions(largest_component, tmp_path):
+    """A small bright blob far from the organ is kept as found, or dropped with largest_component."""
+    rng = np.random.default_rng(1)
+    shape = (72, 64, 20)
+    image = _ct_volume(shape, rng)
+    image[5:9, 30:34, 8:12] = 150.0  # 64 voxels of "organ" far from the organ
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(image, _rotated_lps_affine((0.8, 0.8, 2.5))), str(path))
+    preprocessing, inferer, postprocessing = _inference_parts(SPLEEN, {
+        "bundle_root": str(tmp_path), "output_dir": str(tmp_path / "out"), "sampling": "patch",
+        "patch_size": [32, 32, 16], "crop_foreground": False, "largest_component": largest_component})
+    data = preprocessing({"image": str(path)})
+    with torch.no_grad():
+        data["pred"] = inferer(data["image"][None], lambda x: 20 * torch.cat([0.5 - x, x - 0.5], dim=1))[0]
+    postprocessing(data)
+    found = np.asarray(nib.load(str(tmp_path / "out" / "ct_seg.nii.gz")).dataobj) == 1
+    assert found[5:9, 30:34, 8:12].any() != largest_component
+    assert found[40:60].sum() > 500  # the organ itself stays
