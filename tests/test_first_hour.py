@@ -126,7 +126,7 @@ def test_help_does_not_import_torch():
     (["sweep", "--bundle", "x", "--dataset_dir", "y", "--out", "{tmp}/s", "--epoch", "2"],
      "error: sweep has no option --epoch (did you mean --epochs?)"),
     (["spilt", "{tmp}/data"], "error: unknown command 'spilt' (did you mean split?); commands: demo, phantoms, "
-                              "split, figure, sweep, export, compare, bench, contrast, overlay, release, "
+                              "split, figure, curve, sweep, export, compare, bench, contrast, overlay, release, "
                               "bundles build"),
 ])
 def test_a_mistyped_option_stops_before_anything_runs(argv, line, tmp_path):
