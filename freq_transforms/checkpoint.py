@@ -203,6 +203,14 @@ def checkpoint_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any])
     return None if problem is None else problem.for_bundle()
 
 
+def read_state_dict(path: str | os.PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
+    """The weights in ``path``: a plain state dict, or the ``"model"`` entry of a dict of objects."""
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    return state
+
+
 def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu",
                  spatial_size: Optional[Sequence[int]] = None,
                  grid: Optional[Mapping[str, Any]] = None) -> Optional[Dict[str, Any]]:
@@ -214,9 +222,7 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: train first or point bundle_root at a bundle "
                                 "with weights")
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
+    state = read_state_dict(path, map_location)
     target = unwrap(network)
     problem = describe_mismatch(target, state, style="bundle")
     if problem is not None:

@@ -65,14 +65,9 @@ def recorded_target_spacing(weights: str | os.PathLike) -> Optional[List[float]]
     """The ``target_spacing`` recorded in a bundle checkpoint, or ``None`` (no file, or trained in resize mode)."""
     if not Path(weights).is_file():
         return None
-    import torch
+    from .checkpoint import read_state_dict, recorded_settings
 
-    from .checkpoint import recorded_settings
-
-    state = torch.load(str(weights), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    value = (recorded_settings(state) or {}).get("target_spacing")
+    value = (recorded_settings(read_state_dict(weights)) or {}).get("target_spacing")
     return [float(v) for v in value] if value else None
 
 
