@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/setup_env.sh test
-python -m pytest -q -p no:cacheprovider --timeout 900 "$@"
+python -m pytest -q -p no:cacheprovider --timeout 900 --durations=15 "$@"

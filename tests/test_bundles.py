@@ -388,3 +388,6 @@ def test_shipped_weights_load_into_the_default_network(name):
     assert out.shape == (1, parser.get_parsed_content("num_classes"), *size)
     metrics = json.loads((bundle / "configs" / "metadata.json").read_text())["eval_metrics"]
     assert 0 < metrics["test_mean_dice"] <= 1 and metrics["test_cases"] > 0
+    # the zoo's way: how many cases the shipped model trained on, how the score was obtained, on which grid
+    assert metrics["train_cases"] > 0 and len(metrics["test_protocol"]) > 40
+    assert metrics["sampling"] == record.get("sampling", "resize")
