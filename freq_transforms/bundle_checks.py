@@ -10,11 +10,11 @@ instead of monai.bundle's wrapped traceback (:func:`one_line_errors`).
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from .data import DataError
 
-__all__ = ["SettingsError", "OnnxExportError", "check_settings", "check_fd_settings", "check_patch_size",
+__all__ = ["SettingsError", "OnnxExportError", "flag", "check_settings", "check_fd_settings", "check_patch_size",
            "one_line_errors"]
 
 FUSIONS = ("none", "early", "late")  # as freq_transforms.networks, without importing torch here
@@ -46,6 +46,41 @@ def _positive_ints(key: str, value: Any, length: int, what: str) -> None:
     if not isinstance(value, (list, tuple)) or len(value) != length or \
             not all(_is_int(v) and v > 0 for v in value):
         raise SettingsError(f"{key} must be {length} positive integers ({what}), got {value!r}")
+
+
+def flag(value: Any, key: str) -> bool:
+    """The boolean bundle key ``key``'s ``value`` as a ``bool``; :class:`SettingsError` naming ``key`` otherwise.
+
+    What ``monai.utils.str2bool`` adds nothing for: ``python -m monai.bundle run --augment false`` hands the
+    config the *string* ``'false'`` (fire reads only ``True``/``False`` as booleans), which a bare ``if @augment``
+    would take as true. Every boolean key in the bundle configs is read through this function, so ``true``,
+    ``False``, ``yes``, ``0`` ... all mean what they say, and anything else stops the run in one line.
+
+    Example::
+
+        >>> flag("false", "augment"), flag(True, "augment"), flag(1, "augment")
+        (False, True, True)
+        >>> flag("maybe", "augment")
+        Traceback (most recent call last):
+        ...
+        freq_transforms.bundle_checks.SettingsError: augment must be true or false, got 'maybe'
+    """
+    from monai.utils import str2bool  # here: importing this module stays free of torch
+
+    if _is_int(value) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, (bool, str)):
+        try:
+            return str2bool(value.strip() if isinstance(value, str) else value)
+        except ValueError:
+            pass
+    raise SettingsError(f"{key} must be true or false, got {value!r}")
+
+
+def check_flags(flags: Optional[Mapping[str, Any]]) -> None:
+    """Raise :class:`SettingsError` naming the first key in ``flags`` (key -> value) that is not a boolean."""
+    for key, value in (flags or {}).items():
+        flag(value, key)
 
 
 def _one_of(key: str, value: Any, choices: Sequence[str]) -> None:
@@ -126,7 +161,7 @@ def check_patch_size(sampling: str, patch_size: Sequence[int], divisor: Sequence
         >>> check_patch_size("patch", [96, 96, 40], [16, 16, 16])
         Traceback (most recent call last):
         ...
-        freq_transforms.bundle_checks.SettingsError: patch_size [96, 96, 40] must be divisible by [16, 16, 16] per axis for this backbone (e.g. [96, 96, 48])
+        freq_transforms.bundle_checks.SettingsError: patch_size [96, 96, 40] must be divisible by [16, 16, 16] per axis for this backbone (e.g. [96, 96, 32])
     """
     if sampling != "patch":
         return True
@@ -162,14 +197,15 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
                    learning_rate: Any = None, sampling: Any = None, patch_size: Any = None,
                    target_spacing: Any = None, sw_overlap: Any = None, samples_per_volume: Any = None,
                    iterations_per_epoch: Any = None, lr_schedule: Any = None,
-                   largest_component: Any = None) -> bool:
+                   flags: Optional[Mapping[str, Any]] = None) -> bool:
     """Raise :class:`SettingsError` naming the first bundle key whose value cannot work; ``True`` otherwise.
 
     Keyword names are the bundle's config keys, so ``"settings_check": {"_target_":
     "freq_transforms.bundle_checks.check_settings", "spatial_size": "@spatial_size", ...}`` checks what a run was
     given, overrides included. Training-only keys (``split_ratio`` ... ``learning_rate``) are checked when passed;
     so are the sampling keys (``sampling`` ... ``lr_schedule``; ``patch_size``'s divisibility is
-    :func:`check_patch_size`'s, as it needs the backbone).
+    :func:`check_patch_size`'s, as it needs the backbone). ``flags`` maps each boolean key to its value
+    (:func:`flag`).
 
     Example::
 
@@ -183,8 +219,7 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
     _intensity_settings(intensity, ct_window, intensity_percentiles)
     _sampling_settings(sampling, patch_size, target_spacing, sw_overlap, spatial_dims, samples_per_volume,
                        iterations_per_epoch, lr_schedule)
-    if largest_component is not None and not isinstance(largest_component, bool):
-        raise SettingsError(f"largest_component must be true or false, got {largest_component!r}")
+    check_flags(flags)
     _training_settings(split_ratio, n_train, folds, fold, epochs, val_interval, batch_size, learning_rate)
     return True
 

@@ -395,14 +395,39 @@ def check_arguments(name: str, args: Sequence[str]) -> None:
             if key not in params:
                 raise UsageError(f"{name} has no option --{key}{_nearest('--' + key, options)}")
             is_flag = _type_word(params[key]) == "bool"
-            if "=" not in token and not is_flag and index < len(args):
-                index += 1  # its value
-            elif is_flag and index < len(args) and args[index].lower() in ("true", "false"):
-                index += 1
+            if "=" not in token and index < len(args) and not (is_flag and args[index].startswith("--")):
+                index += 1  # its value (as fire reads it: a flag's too, unless another option follows)
         else:
             positional += 1
     if positional > len(params):
         raise UsageError(f"{name} takes at most {len(params)} arguments, got {positional}: see {PROG} {name} --help")
+
+
+def spell_flags(name: str, args: Sequence[str]) -> List[str]:
+    """``args`` with each boolean option's value spelled ``--key=True``/``--key=False``.
+
+    Fire reads only ``True``/``False`` as booleans, so ``--overwrite false`` would reach the command as the string
+    ``'false'`` (true); any case of true/false/yes/no/1/0 is accepted, anything else is a :class:`UsageError`."""
+    from .bundle_checks import SettingsError, flag
+
+    params = inspect.signature(COMMANDS[name]).parameters
+    spelled: List[str] = []
+    index = 0
+    while index < len(args):
+        token = args[index]
+        index += 1
+        key, _, value = token[2:].partition("=") if token.startswith("--") else ("", "", "")
+        key = key.replace("-", "_")
+        if key not in params or _type_word(params[key]) != "bool":
+            spelled.append(token)
+            continue
+        if not value and "=" not in token and index < len(args) and not args[index].startswith("--"):
+            value, index = args[index], index + 1
+        try:
+            spelled.append(f"--{key}={flag(value or 'true', key)}")
+        except SettingsError as err:
+            raise UsageError(f"--{err}") from None
+    return spelled
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -417,6 +442,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             print(command_help(name))
             return
         check_arguments(name, args)
+        args = spell_flags(name, args)
         import fire
 
         from .data import DataError

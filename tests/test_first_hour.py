@@ -125,6 +125,7 @@ def test_help_does_not_import_torch():
      "error: phantoms has no option --sahpe (did you mean --shape?)"),
     (["sweep", "--bundle", "x", "--dataset_dir", "y", "--out", "{tmp}/s", "--epoch", "2"],
      "error: sweep has no option --epoch (did you mean --epochs?)"),
+    (["split", "{tmp}/data", "--list_cases", "sometimes"], "error: --list_cases must be true or false, got 'sometimes'"),
     (["spilt", "{tmp}/data"], "error: unknown command 'spilt' (did you mean split?); commands: demo, phantoms, "
                               "split, figure, curve, sweep, export, compare, bench, contrast, overlay, release, "
                               "bundles build"),
@@ -148,3 +149,14 @@ def test_split_lists_the_cases_of_each_part(tmp_path, capsys):
     assert [line for line in lines if not line.startswith("  ")] == ["train: 4", "val: 1", "test: 1"]
     names = sorted(line.strip() for line in lines if line.startswith("  "))
     assert names == sorted(p.name for p in (data / "imagesTr").iterdir())
+
+
+@pytest.mark.parametrize("argv,listed", [
+    (["--list_cases"], True), (["--list_cases", "true"], True), (["--list_cases=yes"], True),
+    (["--list_cases", "false"], False), (["--list_cases=False"], False), (["--list_cases", "0"], False),
+])
+def test_a_boolean_option_means_what_it_says(argv, listed, tmp_path, capsys):
+    """Fire would pass ``--list_cases false`` on as the string 'false' (true); every spelling reads as written."""
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=6, seed=0, shape=[16, 16, 12], progress=False)
+    cli.main(["split", str(data), "--split_ratio", "4,1,1", *argv])
+    assert any(line.startswith("  ") for line in capsys.readouterr().out.splitlines()) == listed

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import fire
 import pytest
 import torch
 from ignite.engine import Engine, Events
+from monai.bundle import ConfigParser
 
 from freq_transforms.bundle_checks import SettingsError, check_patch_size, check_settings
 from freq_transforms.checkpoint import weights_with_record
@@ -94,11 +96,12 @@ def test_cutoff_in_cycles_per_mm():
     ({"sw_overlap": 1.0}, "sw_overlap"),
     ({"samples_per_volume": 0}, "samples_per_volume"),
     ({"lr_schedule": "cosine"}, "lr_schedule"),
-    ({"largest_component": "yes"}, "largest_component"),
+    ({"flags": {"augment": True, "largest_component": "maybe"}}, "largest_component"),
 ])
 def test_bad_sampling_settings_name_their_key(settings, key):
     good = {"sampling": "patch", "patch_size": [96, 96, 64], "target_spacing": [1.5, 1.5, 2.0], "sw_overlap": 0.5,
-            "samples_per_volume": 2, "iterations_per_epoch": 50, "lr_schedule": "poly", "largest_component": True}
+            "samples_per_volume": 2, "iterations_per_epoch": 50, "lr_schedule": "poly",
+            "flags": {"largest_component": True, "augment": "false"}}
     assert check_settings([64, 64, 48], 2, 1, "early", "v2", "concat", "box", 0.1, 8, "paper", **good)
     with pytest.raises(SettingsError, match=f"^{key} "):
         check_settings([64, 64, 48], 2, 1, "early", "v2", "concat", "box", 0.1, 8, "paper", **{**good, **settings})
@@ -109,6 +112,28 @@ def test_patch_size_divisibility():
     assert check_patch_size("resize", [95, 95, 95], [8, 8, 8])  # unused in resize mode
     with pytest.raises(SettingsError, match=r"^patch_size \[96, 90, 64\] must be divisible by \[8, 8, 8\].*88"):
         check_patch_size("patch", [96, 90, 64], [8, 8, 8])
+
+
+@pytest.mark.parametrize("word,on", [("false", False), ("False", False), ("0", False), ("no", False),
+                                     ("true", True), ("True", True), ("1", True)])
+def test_boolean_override_means_what_it_says(word, on):
+    """``--augment false``: fire hands the config the string 'false', which must not switch augmentation on."""
+    parser = ConfigParser()
+    parser.read_config(HIPPO / "configs" / "train.json")
+    parser["augment"] = fire.parser.DefaultParseValue(word)  # what `monai.bundle run --augment <word>` passes on
+    parser["sampling"] = "resize"
+    assert (len(parser.get_parsed_content("train#random_transforms")) > 0) == on
+
+
+def test_bad_boolean_override_stops_in_one_line_before_writing(tmp_path):
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=4, seed=3, progress=False)
+    root = tmp_path / "run"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.json", "--dataset_dir",
+           str(data), "--bundle_root", str(root), "--num_workers", "0", "--augment", "sometimes"]
+    result = subprocess.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == "error: augment must be true or false, got 'sometimes'"
+    assert not root.exists()
 
 
 @pytest.mark.parametrize("override,message", [
