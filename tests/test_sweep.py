@@ -75,7 +75,7 @@ def test_cross_validation_tests_every_case_once_keeps_duplicates_together_and_po
     (data / "dataset.json").write_text(json.dumps(meta))
     out = tmp_path / "cv"
     cmd = _sweep_cmd("heart_mri_fd_segmentation", data, out, "--n_train", "2", "--fusion", "none,early", "--seeds", "0",
-                     "--folds", "3", overrides="'check_data': False, ")
+                     "--folds", "3", overrides="'check_data': False, 'sampling': 'resize', ")  # folds, not the grid
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "failures.json").read_text()) == {}
