@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import cli_runner
 from freq_transforms.checkpoint import recorded_settings
 from freq_transforms.phantoms import write_phantom_dataset
 
@@ -36,7 +37,7 @@ def _cli(bundle: Path, *args: str, **overrides: str) -> subprocess.CompletedProc
     cmd = [sys.executable, "-m", "monai.bundle", *args]
     for key, value in overrides.items():
         cmd += [f"--{key}", str(value)]
-    result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600)
+    result = cli_runner.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -50,7 +51,7 @@ def phantom_sets(tmp_path_factory):
 
 
 def test_bundles_match_their_source():
-    result = subprocess.run([sys.executable, "-m", "freq_transforms", "bundles", "build", "--check"], cwd=ROOT,
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "bundles", "build", "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout  # the message names the command that regenerates them
 
@@ -60,7 +61,7 @@ def test_out_of_date_bundle_names_the_command(tmp_path):
 
     shutil.copytree(ROOT / "bundles" / "heart_mri_fd_segmentation", tmp_path / "bundles" / "heart_mri_fd_segmentation")
     (tmp_path / "bundles" / "heart_mri_fd_segmentation" / "configs" / "train.json").write_text("{}")
-    result = subprocess.run([sys.executable, "-m", "freq_transforms", "bundles", "build", "--check", "--source",
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "bundles", "build", "--check", "--source",
                              str(ROOT / "bundle_source"), "--out", str(tmp_path / "bundles")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
@@ -84,7 +85,7 @@ def test_a_sixth_task_is_one_task_file_and_trains(tmp_path):
     for about_weights in ("eval_metrics", "expected_results_file"):  # the template ships weights, the new task not
         task.pop(about_weights)
     (source / "tasks" / "prostate_mri_fd_segmentation.json").write_text(json.dumps(task))
-    result = subprocess.run([sys.executable, "-m", "freq_transforms", "bundles", "build", "--source", str(source),
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "bundles", "build", "--source", str(source),
                              "--out", str(tmp_path / "bundles")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     bundle = tmp_path / "bundles" / "prostate_mri_fd_segmentation"
@@ -304,7 +305,7 @@ def test_inference_with_a_checkpoint_of_another_layout_names_the_override(tmp_pa
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=3, seed=5, progress=False)
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
            "--input_dir", str(data / "imagesTr"), "--output_dir", str(tmp_path / "out"), "--arch", other]
-    result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=300)
+    result = cli_runner.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     line = (f"checkpoint models/model.pt does not fit the configured network: it was trained with arch='{trained}', "
             f"the config says arch='{other}': pass --arch {trained}")
@@ -341,7 +342,7 @@ def test_torchrun_two_process_cpu(tmp_path, cases, val_cases, sampling):
     if sampling == "patch":
         cmd += [arg for k, v in SMALL_PATCH.items() for arg in (f"--{k}", v)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600, env=env)
+    result = cli_runner.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     assert (root / "models" / "model.pt").is_file()
     state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import cli_runner
 from freq_transforms import cli
 from freq_transforms.phantoms import write_phantom_dataset
 
@@ -17,7 +18,7 @@ HIPPO = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
 
 
 def _bundle_run(*args: str, cwd: Path = HIPPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args], cwd=cwd, capture_output=True,
+    return cli_runner.run([sys.executable, "-m", "monai.bundle", "run", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -93,7 +94,7 @@ def test_a_wrong_override_is_one_line_and_writes_nothing(override, line, tmp_pat
 
 
 def test_every_command_and_option_explains_itself():
-    top = subprocess.run([sys.executable, "-m", "freq_transforms", "--help"], capture_output=True, text=True,
+    top = cli_runner.run([sys.executable, "-m", "freq_transforms", "--help"], capture_output=True, text=True,
                          timeout=60)
     assert top.returncode == 0 and top.stdout.startswith("usage: python -m freq_transforms <command>")
     assert "'\"'\"'" not in top.stdout
@@ -104,7 +105,7 @@ def test_every_command_and_option_explains_itself():
         for parameter in inspect.signature(fn).parameters:
             assert described.get(parameter), f"{name}: option --{parameter} has no description"
             assert f"--{parameter} (" in text
-    split_help = subprocess.run([sys.executable, "-m", "freq_transforms", "split", "--help"], capture_output=True,
+    split_help = cli_runner.run([sys.executable, "-m", "freq_transforms", "split", "--help"], capture_output=True,
                                 text=True, timeout=60)
     assert "--list_cases (bool, flag, default False)" in split_help.stdout
     assert "training cases to use (default: the whole train part)." in split_help.stdout
@@ -113,7 +114,7 @@ def test_every_command_and_option_explains_itself():
 def test_help_does_not_import_torch():
     code = ("import sys; from freq_transforms import cli; cli.COMMANDS; cli.command_help('split'); "
             "print('torch' in sys.modules, 'monai' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = cli_runner.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["False", "False"]
 
 
@@ -134,7 +135,7 @@ def test_a_mistyped_option_stops_before_anything_runs(argv, line, tmp_path):
     write_phantom_dataset("hippocampus", tmp_path / "data", n=4, seed=0, shape=[16, 16, 12], progress=False)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     registry = (ROOT / "bundles" / "model_info.json").read_bytes()
-    result = subprocess.run([sys.executable, "-m", "freq_transforms", *[a.format(tmp=tmp_path) for a in argv]],
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", *[a.format(tmp=tmp_path) for a in argv]],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [line]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import cli_runner
 from freq_transforms.overlay import OVERLAY_FILE, write_overlay
 from freq_transforms.phantoms import write_image_label_pairs, write_phantom_dataset
 
@@ -101,7 +102,7 @@ def test_early_v2_overlay_starts_as_the_bundles_own_network(kind, config_name, t
 ])
 def test_a_bundle_that_cannot_be_overlaid_says_why_in_one_line_and_writes_nothing(train, line, tmp_path):
     root = _bundle(tmp_path, train, scripts=NORM_FIRST_NET)
-    result = subprocess.run([sys.executable, "-m", "freq_transforms", "overlay", str(root)], capture_output=True,
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "overlay", str(root)], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("error: ") and line in result.stderr
@@ -138,13 +139,13 @@ def _run(root: Path, configs, *args: str, torchrun: bool = False, timeout: int =
     cmd = [*launcher, "-m", "monai.bundle", "run", "--config_file", files, "--meta_file", "configs/metadata.json",
            "--bundle_root", str(root), *args]
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
+    result = cli_runner.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
 
 def _bundle_cli(root: Path, command: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monai.bundle", command, *args], cwd=root, capture_output=True,
+    return cli_runner.run([sys.executable, "-m", "monai.bundle", command, *args], cwd=root, capture_output=True,
                           text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(root)})
 
 
@@ -180,7 +181,7 @@ def spleen(tmp_path_factory):
     (data / "imagesTs").mkdir()
     for image in sorted((data / "imagesTr").iterdir())[:2]:
         shutil.copy(image, data / "imagesTs" / image.name)
-    printed = subprocess.run([sys.executable, "-m", "freq_transforms", "overlay", str(root)], capture_output=True,
+    printed = cli_runner.run([sys.executable, "-m", "freq_transforms", "overlay", str(root)], capture_output=True,
                              text=True, timeout=120)
     assert printed.returncode == 0, printed.stderr
     _run(root, ["configs/train.json", OVERLAY_FILE], "--dataset_dir", str(data), *SPLEEN_SMALL)
@@ -229,7 +230,7 @@ def test_spleen_overlay_weights_and_plain_weights_do_not_mix(spleen, tmp_path):
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file",
            "['configs/inference.json','configs/fd_overlay.json']", "--meta_file", "configs/metadata.json",
            "--bundle_root", str(plain_root), "--dataset_dir", str(data), "--dataloader#num_workers", "0"]
-    result = subprocess.run(cmd, cwd=plain_root, capture_output=True, text=True, timeout=300)
+    result = cli_runner.run(cmd, cwd=plain_root, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "error: these are weights of the bundle's own network, not of its FD overlay configs/fd_overlay.json: load "

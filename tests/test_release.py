@@ -15,6 +15,7 @@ import nibabel as nib
 import pytest
 import torch
 
+import cli_runner
 from freq_transforms.phantoms import write_phantom_dataset
 from freq_transforms.release import ReleaseError, bundle_files, content_hash, release
 
@@ -138,7 +139,7 @@ def http_server(tmp_path):
 
 
 def _monai(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monai.bundle", *args], capture_output=True, text=True,
+    return cli_runner.run([sys.executable, "-m", "monai.bundle", *args], capture_output=True, text=True,
                           timeout=300, cwd=cwd)
 
 

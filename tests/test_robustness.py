@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import cli_runner
 from freq_transforms.data import DataError, bundle_split, check_case, load_msd_datalist
 from freq_transforms.phantoms import write_phantom_dataset
 
@@ -152,7 +153,7 @@ def test_inference_on_a_missing_input_dir_is_one_line(tmp_path):
     missing = tmp_path / "nowhere"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
            "--input_dir", str(missing), "--output_dir", str(tmp_path / "out")]
-    result = subprocess.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
+    result = cli_runner.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
     assert result.stderr.strip().splitlines()[-1] == (f"error: input check failed: input_dir {missing} does not "
@@ -168,7 +169,7 @@ def test_bundle_run_on_bad_data_fails_before_writing_anything(dataset, tmp_path)
     root = tmp_path / "run"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.json",
            "--dataset_dir", str(dataset), "--bundle_root", str(root), "--epochs", "1", *SMALL]
-    result = subprocess.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
+    result = cli_runner.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (f"error: dataset check failed: {label} holds label values "
                                                       "[7] outside the declared classes 0..2")
@@ -177,7 +178,7 @@ def test_bundle_run_on_bad_data_fails_before_writing_anything(dataset, tmp_path)
 
 
 def test_cli_error_is_one_line_and_exit_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "freq_transforms", "split", str(tmp_path / "missing")],
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "split", str(tmp_path / "missing")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: dataset_dir {tmp_path / 'missing'} does not exist or is not a folder"]
@@ -249,7 +250,7 @@ def test_sigkill_then_same_command_resumes(clean_set, tmp_path, sampling):
     epoch_at_kill = _epoch(resume)
     assert 2 <= epoch_at_kill < 12
     torch.load(root / "models" / "model.pt", weights_only=True)  # never truncated
-    second = subprocess.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
+    second = cli_runner.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     log = second.stdout + second.stderr
     assert f"resumed from {resume} at epoch {epoch_at_kill} of 12" in log
@@ -258,7 +259,7 @@ def test_sigkill_then_same_command_resumes(clean_set, tmp_path, sampling):
     # bit-exact: the same validation history and best weights as a run never interrupted (RNG states travel in
     # the resume file)
     straight = tmp_path / "straight"
-    result = subprocess.run(_train_cmd(clean_set, straight, epochs=12, sampling=sampling), cwd=HIPPO,
+    result = cli_runner.run(_train_cmd(clean_set, straight, epochs=12, sampling=sampling), cwd=HIPPO,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     def without_seconds(run: Path) -> list:  # wall time differs; every other column must be identical
@@ -280,7 +281,7 @@ def test_same_seed_same_split_and_weights(clean_set, tmp_path):
     states, splits = [], []
     for run in ("a", "b"):
         root = tmp_path / run
-        result = subprocess.run(_train_cmd(clean_set, root, epochs=2), cwd=HIPPO, capture_output=True, text=True,
+        result = cli_runner.run(_train_cmd(clean_set, root, epochs=2), cwd=HIPPO, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         states.append(torch.load(root / "models" / "model.pt", weights_only=True))

@@ -1,8 +1,6 @@
 """Patch mode: spacing planning, the grid and orientation of sliding-window predictions, the patch settings'
 checks, and the learning-rate schedule."""
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.bundle import ConfigParser
 
+import cli_runner
 from freq_transforms.bundle_checks import SettingsError, check_patch_size, check_settings
 from freq_transforms.checkpoint import weights_with_record
 from freq_transforms.data import DataError
@@ -130,7 +129,7 @@ def test_bad_boolean_override_stops_in_one_line_before_writing(tmp_path):
     root = tmp_path / "run"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.json", "--dataset_dir",
            str(data), "--bundle_root", str(root), "--num_workers", "0", "--augment", "sometimes"]
-    result = subprocess.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
+    result = cli_runner.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == "error: augment must be true or false, got 'sometimes'"
     assert not root.exists()
@@ -148,7 +147,7 @@ def test_bad_patch_settings_stop_in_one_line_before_writing(override, message, c
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", f"configs/{config}.json",
            "--dataset_dir", str(data), "--bundle_root", str(root), "--sampling", "patch", "--num_workers", "0",
            "--input_dir", str(data / "imagesTr"), *override]
-    result = subprocess.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
+    result = cli_runner.run(cmd, cwd=HIPPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in result.stderr
@@ -164,7 +163,7 @@ def test_a_patch_larger_than_the_volume_is_padded(tmp_path):
     for args in (["--config_file", "configs/train.json", "--epochs", "1", "--iterations_per_epoch", "1"],
                  ["--config_file", "configs/inference.json", "--input_dir", str(data / "imagesTr" / "hippocampus_000.nii.gz"),
                   "--output_dir", str(tmp_path / "pred")]):
-        result = subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args, *common], cwd=HIPPO,
+        result = cli_runner.run([sys.executable, "-m", "monai.bundle", "run", *args, *common], cwd=HIPPO,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
     pred = nib.load(str(tmp_path / "pred" / "hippocampus_000_seg.nii.gz"))

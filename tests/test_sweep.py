@@ -1,10 +1,10 @@
 import json
-import subprocess
 import sys
 
 import pytest
 from pathlib import Path
 
+import cli_runner
 from freq_transforms.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     out = tmp_path / "sweep"
     cmd = _sweep_cmd("hippocampus_mri_fd_segmentation", data, out, "--n_train", "2,3,99", "--fusion", "none,late",
                      "--seeds", "0", "--arch", "v2", overrides="'split_ratio': [6, 1, 1], ")
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    first = cli_runner.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     failures = json.loads((out / "failures.json").read_text())
     assert set(failures) == {"n99_none_s0", "n99_late_s0"}
@@ -41,18 +41,18 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     assert len(rows) == 1 + 4
     assert (out / "dice_vs_ntrain.png").stat().st_size > 1000
     stamp = (out / "runs" / "n2_none_s0" / "done.json").stat().st_mtime_ns
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    second = cli_runner.run(cmd, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0
     assert (out / "runs" / "n2_none_s0" / "done.json").stat().st_mtime_ns == stamp  # finished runs skipped
 
     shared = tmp_path / "shared"  # records without weights re-summarise to the same table
-    exported = subprocess.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(out), "--dest", str(shared),
+    exported = cli_runner.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(out), "--dest", str(shared),
                                "--task", "hippocampus_mri_fd_segmentation"], capture_output=True, text=True, timeout=300)
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert not list(shared.rglob("*.pt"))
     assert (shared / "summary.md").read_text() == summary
 
-    empty = subprocess.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(tmp_path / "none"),
+    empty = cli_runner.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(tmp_path / "none"),
                             "--dest", str(tmp_path / "empty")], capture_output=True, text=True, timeout=300)
     assert empty.returncode == 2 and empty.stderr.startswith("error: no finished runs under")
     assert not (tmp_path / "empty").exists()
@@ -76,7 +76,7 @@ def test_cross_validation_tests_every_case_once_keeps_duplicates_together_and_po
     out = tmp_path / "cv"
     cmd = _sweep_cmd("heart_mri_fd_segmentation", data, out, "--n_train", "2", "--fusion", "none,early", "--seeds", "0",
                      "--folds", "3", overrides="'check_data': False, 'sampling': 'resize', ")  # folds, not the grid
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    result = cli_runner.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "failures.json").read_text()) == {}
     folds = json.loads((out / "folds.json").read_text())
@@ -99,7 +99,7 @@ def test_cross_validation_tests_every_case_once_keeps_duplicates_together_and_po
     rows = (out / "summary.csv").read_text().splitlines()
     assert all(",8," in r for r in rows[1:])  # cases column: 8 pooled cases per row
     shared = tmp_path / "shared"
-    subprocess.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(out), "--dest", str(shared),
+    cli_runner.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(out), "--dest", str(shared),
                     "--task", "heart_mri_fd_segmentation"], check=True, capture_output=True, timeout=300)
     assert json.loads((shared / "folds.json").read_text()) == folds  # the fold record travels with the runs
     assert (shared / "summary.md").read_text() == (out / "summary.md").read_text()
@@ -108,7 +108,7 @@ def test_cross_validation_tests_every_case_once_keeps_duplicates_together_and_po
 def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path):
     cmd = [sys.executable, "-m", "freq_transforms", "sweep", "--bundle", str(ROOT / "bundles" / "hippocampus_mri_fd_segmentation"),
            "--dataset_dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), "--n_train", "2", "--epochs", "1"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    result = cli_runner.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: dataset_dir {tmp_path / 'nowhere'} does not exist or is not a folder"]
     assert not (tmp_path / "out").exists()
