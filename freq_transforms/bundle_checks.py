@@ -51,8 +51,8 @@ def _positive_ints(key: str, value: Any, length: int, what: str) -> None:
 def flag(value: Any, key: str) -> bool:
     """The boolean bundle key ``key``'s ``value`` as a ``bool``; :class:`SettingsError` naming ``key`` otherwise.
 
-    What ``monai.utils.str2bool`` adds nothing for: ``python -m monai.bundle run --augment false`` hands the
-    config the *string* ``'false'`` (fire reads only ``True``/``False`` as booleans), which a bare ``if @augment``
+    ``monai.utils.str2bool`` with 0/1 and the key named in the error. ``python -m monai.bundle run --augment
+    false`` hands the config the *string* ``'false'`` (fire reads only ``True``/``False`` as booleans), which a bare ``if @augment``
     would take as true. Every boolean key in the bundle configs is read through this function, so ``true``,
     ``False``, ``yes``, ``0`` ... all mean what they say, and anything else stops the run in one line.
 

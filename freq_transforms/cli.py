@@ -382,7 +382,8 @@ def resolve_command(argv: Sequence[str]) -> Tuple[str, List[str]]:
 
 def check_arguments(name: str, args: Sequence[str]) -> None:
     """Raise :class:`UsageError` naming the first option ``name`` does not have (and the nearest one it has), or
-    too many positional arguments, before anything runs."""
+    too many positional arguments, before anything runs. Boolean options are spelled ``--key=value`` first
+    (:func:`spell_flags`)."""
     params = inspect.signature(COMMANDS[name]).parameters
     options = [f"--{p}" for p in params]
     positional, index = 0, 0
@@ -394,9 +395,8 @@ def check_arguments(name: str, args: Sequence[str]) -> None:
             key = option[2:]
             if key not in params:
                 raise UsageError(f"{name} has no option --{key}{_nearest('--' + key, options)}")
-            is_flag = _type_word(params[key]) == "bool"
-            if "=" not in token and index < len(args) and not (is_flag and args[index].startswith("--")):
-                index += 1  # its value (as fire reads it: a flag's too, unless another option follows)
+            if "=" not in token and index < len(args):
+                index += 1  # its value
         else:
             positional += 1
     if positional > len(params):
@@ -441,8 +441,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         if "--help" in args or "-h" in args:
             print(command_help(name))
             return
-        check_arguments(name, args)
         args = spell_flags(name, args)
+        check_arguments(name, args)
         import fire
 
         from .data import DataError

@@ -342,7 +342,7 @@ def test_torchrun_two_process_cpu(tmp_path, cases, val_cases, sampling):
     if sampling == "patch":
         cmd += [arg for k, v in SMALL_PATCH.items() for arg in (f"--{k}", v)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = cli_runner.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     assert (root / "models" / "model.pt").is_file()
     state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)

@@ -12,7 +12,6 @@ import torch
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
-import cli_runner
 from freq_transforms.checkpoint import weights_with_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +37,7 @@ def _export(bundle: Path, configs, ckpt: Path, out: Path, *extra: str) -> subpro
     cmd = [sys.executable, "-m", "monai.bundle", "onnx_export", "network_def", "--filepath", str(out),
            "--ckpt_file", str(ckpt), "--meta_file", "configs/metadata.json", "--config_file", files,
            "--input_shape", str(SHAPE), *extra]
-    return cli_runner.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600,
+    return subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(bundle)})
 
 

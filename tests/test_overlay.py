@@ -139,13 +139,13 @@ def _run(root: Path, configs, *args: str, torchrun: bool = False, timeout: int =
     cmd = [*launcher, "-m", "monai.bundle", "run", "--config_file", files, "--meta_file", "configs/metadata.json",
            "--bundle_root", str(root), *args]
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    result = cli_runner.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
+    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
 
 def _bundle_cli(root: Path, command: str, *args: str) -> subprocess.CompletedProcess:
-    return cli_runner.run([sys.executable, "-m", "monai.bundle", command, *args], cwd=root, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "monai.bundle", command, *args], cwd=root, capture_output=True,
                           text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(root)})
 
 
