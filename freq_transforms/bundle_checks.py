@@ -12,30 +12,16 @@ from __future__ import annotations
 import sys
 from typing import Any, Mapping, Optional, Sequence
 
-from .data import DataError
+from .errors import DataError, OnnxExportError, SettingsError
+from .fd_options import ARCHS, FUSE_OPS, FUSIONS
 
 __all__ = ["SettingsError", "OnnxExportError", "flag", "check_settings", "check_fd_settings", "check_patch_size",
            "one_line_errors"]
 
-FUSIONS = ("none", "early", "late")  # as freq_transforms.networks, without importing torch here
-ARCHS = ("v2", "paper")
-FUSE_OPS = ("spectral", "concat", "add")
 MASKS = ("box", "ball", "gaussian")
 INTENSITIES = ("paper", "ct_window", "percentile")
 SAMPLINGS = ("resize", "patch")  # as freq_transforms.sampling
 LR_SCHEDULES = ("constant", "poly")
-
-
-class SettingsError(DataError):
-    """A bundle setting (config key or override) that cannot work; the message names the key."""
-
-
-class OnnxExportError(BaseException):
-    """A network setting that ONNX cannot express (an FFT); the message names it.
-
-    A ``BaseException`` on purpose: torch's ONNX exporter catches every ``Exception`` of its capture strategies
-    and tries the next, ending in an unrelated conversion error that hides this reason.
-    """
 
 
 def _is_int(value: Any) -> bool:

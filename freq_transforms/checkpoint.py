@@ -1,9 +1,9 @@
-"""The settings record inside a checkpoint, and the one-line answer when weights do not fit a network.
+"""Do these weights fit this network and this configuration? The one-line answer when they do not.
 
-``model.pt`` stays a plain state dict (MONAI Label, ``monai.bundle ckpt_export`` and ``load_state_dict`` read it as
-any other); the settings that built the network ride in the state dict's own ``_metadata``. This module writes that
-record, reads it back and says what to change when the weights and the network disagree: as Python keywords where
-Python code loads them (``FrequencyDisentangledNet.load_state_dict``), as bundle overrides where a bundle does.
+Reads the record of :mod:`freq_transforms.recipe`: where it differs from the network in a setting that matters, or
+(files without a record) where the layer shapes fit another layout, the answer names what to change, as Python
+keywords where Python code loads the weights (``FrequencyDisentangledNet.load_state_dict``) and as bundle
+overrides where a bundle does. Grid settings other than those trained with are a warning naming the override.
 """
 
 from __future__ import annotations
@@ -16,25 +16,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
-from ignite.engine import Engine, Events
 
-from .data import DataError
+from .errors import WeightsMismatchError
+from .fd_options import ARCHS, FUSE_OPS, FUSIONS
+from .recipe import NETWORK_KEYS, as_json_values, read_state_dict, recorded_settings, unwrap
 
-__all__ = ["WeightsMismatchError", "RECORD_KEY", "NETWORK_KEYS", "settings_that_matter", "weights_with_record", "recorded_settings",
-           "Mismatch", "find_mismatch", "describe_mismatch", "checkpoint_mismatch", "load_weights", "unwrap",
-           "RecordedWeights", "WeightsLoader"]
+__all__ = ["settings_that_matter", "Mismatch", "find_mismatch", "describe_mismatch", "checkpoint_mismatch",
+           "load_weights"]
 
 logger = logging.getLogger(__name__)
 
-
-class WeightsMismatchError(DataError):
-    """Weights that do not fit the network they are loaded into; the message says which settings to change."""
-
-RECORD_KEY = "freq_transforms"
-# every setting of FrequencyDisentangledNet that can decide which weights fit it; settings_that_matter picks the
-# ones that do for a given network (spatial_size and the bundle version are recorded too, for information)
-NETWORK_KEYS = ("backbone", "backbone_kwargs", "in_channels", "out_channels", "spatial_dims", "fusion", "arch",
-                "cutoff", "mask", "centered", "axes", "learnable_cutoff", "features", "fuse")
 BUNDLE_KEY = {"out_channels": "num_classes"}  # constructor keyword -> bundle config key
 
 
@@ -51,34 +42,6 @@ def settings_that_matter(config: Mapping[str, Any]) -> List[str]:
     elif config.get("fusion") == "late":
         keys += ["features"]
     return keys
-
-
-def _json_like(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=list))
-
-
-def unwrap(network: torch.nn.Module) -> torch.nn.Module:
-    """The module inside DistributedDataParallel / DataParallel, so weights load without ``module.``."""
-    parallel = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
-    return network.module if isinstance(network, parallel) else network
-
-
-def weights_with_record(network: torch.nn.Module, **extra: Any) -> Dict[str, Any]:
-    """``network``'s ``state_dict`` with the settings that built it (``network.config``, plus ``extra`` such as
-    ``spatial_size``) recorded in the state dict's own metadata."""
-    target = unwrap(network)
-    state = target.state_dict()
-    config = getattr(target, "config", None)
-    if isinstance(config, dict):
-        state._metadata.setdefault("", {})[RECORD_KEY] = _json_like({**config, **extra})
-    return state
-
-
-def recorded_settings(state: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """The settings :func:`weights_with_record` kept in a loaded state dict (``None`` for older files)."""
-    metadata = getattr(state, "_metadata", None) or {}
-    record = metadata.get("", {}).get(RECORD_KEY)
-    return dict(record) if isinstance(record, dict) else None
 
 
 def _flag_value(value: Any) -> str:
@@ -133,7 +96,7 @@ def _record_mismatch(network: torch.nn.Module, record: Dict[str, Any]) -> Option
     config = getattr(network, "config", None)
     if not isinstance(config, dict):
         return None
-    current = _json_like({k: config.get(k) for k in NETWORK_KEYS})
+    current = as_json_values({k: config.get(k) for k in NETWORK_KEYS})
     differ = [k for k in settings_that_matter(record) if k in record and record[k] != current[k]]
     if not differ:
         return None
@@ -148,8 +111,6 @@ def _layout_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any]) ->
     """For files without a record: rebuild the network with each ``arch`` x ``fusion`` x ``fuse`` and name the
     settings whose layer shapes the file has."""
     from monai.networks import nets
-
-    from .networks import ARCHS, FUSE_OPS, FUSIONS, FrequencyDisentangledNet
 
     wanted = _layout(state_dict)
     if _layout(network.state_dict()) == wanted:
@@ -167,7 +128,7 @@ def _layout_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any]) ->
                 if candidate == current:
                     continue
                 try:
-                    built = FrequencyDisentangledNet(**{**config, **candidate})
+                    built = type(network)(**{**config, **candidate})
                 except (ValueError, TypeError, RuntimeError):
                     continue
                 if _layout(built.state_dict()) == wanted:
@@ -203,21 +164,13 @@ def checkpoint_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any])
     return None if problem is None else problem.for_bundle()
 
 
-def read_state_dict(path: str | os.PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
-    """The weights in ``path``: a plain state dict, or the ``"model"`` entry of a dict of objects."""
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    return state
-
-
 def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu",
                  spatial_size: Optional[Sequence[int]] = None,
                  grid: Optional[Mapping[str, Any]] = None) -> Optional[Dict[str, Any]]:
     """Load a ``state_dict`` file into ``network`` (DDP unwrapped), or stop with one line naming the file and the
-    bundle overrides to pass. Grid settings (``spatial_size``, and ``grid``: ``sampling``, ``patch_size``,
-    ``target_spacing``) other than those trained with are a warning naming the override: the weights fit, but
-    they see a grid they were not trained on. Returns the record."""
+    bundle overrides to pass. Recipe settings (``spatial_size``, and ``grid``: ``sampling``, ``patch_size``,
+    ``target_spacing``, ``intensity``) other than those trained with are a warning naming the override: the
+    weights fit, but they see input they were not trained on. Returns the record."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: train first or point bundle_root at a bundle "
@@ -229,6 +182,8 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
         raise WeightsMismatchError(f"checkpoint {path} does not fit the configured network: {problem}")
     torch.nn.Module.load_state_dict(target, state)  # checked above; the network's own check would repeat it
     record = recorded_settings(state)
+    if isinstance(getattr(target, "recipe_json", None), str):
+        target.recipe_json = json.dumps(record or {})
     _warn_on_other_grid(path, record or {}, {**({"spatial_size": spatial_size} if spatial_size else {}),
                                              **(grid or {})})
     return record
@@ -241,46 +196,13 @@ def _warn_on_other_grid(path: Path, record: Mapping[str, Any], config: Mapping[s
         logger.warning(f"checkpoint {path} was trained with sampling {trained!r}, the config says {sampling!r}: "
                        f"pass --sampling {trained} to match it")
         return
+    intensity = (record.get("intensity"), config.get("intensity"))
+    if None not in intensity and intensity[0] != intensity[1]:
+        logger.warning(f"checkpoint {path} was trained with intensity {intensity[0]!r}, the config says "
+                       f"{intensity[1]!r}: pass --intensity {intensity[0]} to match it")
     keys = ("patch_size", "target_spacing") if sampling == "patch" else ("spatial_size",)
     for key in keys:
         was, now = record.get(key), config.get(key)
         if was and now is not None and [float(v) for v in was] != [float(v) for v in now]:
             logger.warning(f"checkpoint {path} was trained at {key} {list(was)}, the config says {list(now)}: "
                            f"pass --{key} \"{list(was)}\" to match it")
-
-
-class RecordedWeights:
-    """``network``'s weights with their settings record, as an object ignite's ``Checkpoint`` saves
-    (``state_dict``) and loads (``load_state_dict``, checked)."""
-
-    def __init__(self, network: torch.nn.Module, record: Optional[Mapping[str, Any]] = None) -> None:
-        self.network, self.record = network, dict(record or {})
-
-    def state_dict(self) -> Dict[str, Any]:
-        return weights_with_record(self.network, **self.record)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        unwrap(self.network).load_state_dict(state)
-
-
-class WeightsLoader:
-    """Load a bundle's ``models/model.pt`` into its network when an engine starts, or stop with one line naming
-    the file and the overrides to pass.
-
-    MONAI's ``CheckpointLoader`` loads a dict of objects (``load_dict``); this loads one network's weights with
-    the settings check and the ``spatial_size`` warning of :func:`load_weights`. Call it with the engine
-    (``"$@checkpointloader(@evaluator)"``) or attach it.
-    """
-
-    def __init__(self, load_path: str, network: torch.nn.Module, map_location: Any = "cpu",
-                 spatial_size: Optional[Sequence[int]] = None, grid: Optional[Mapping[str, Any]] = None) -> None:
-        self.load_path, self.network, self.map_location = load_path, network, map_location
-        self.spatial_size, self.grid = spatial_size, grid
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self)
-
-    def __call__(self, engine: Optional[Engine] = None) -> None:
-        record = load_weights(self.network, self.load_path, self.map_location, self.spatial_size, self.grid)
-        version = (record or {}).get("freq_transforms_version")
-        logger.info(f"loaded {self.load_path}" + (f" (trained with freq_transforms {version})" if version else ""))

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .atomic import atomic_write_text
+from .errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +27,6 @@ NAN_POLICIES = ("error", "zero")
 AFFINE_TOLERANCE = 1e-3  # mm; real scanners' image/label headers differ by float rounding only
 
 Item = Dict[str, str]
-
-
-class DataError(ValueError):
-    """Bad input (a data file, a setting, a checkpoint that does not fit); the message, one line, names the file
-    or key at fault."""
 
 
 def _read_dataset_json(dataset_dir: Path) -> Dict[str, Any]:

@@ -25,7 +25,8 @@ import torch
 MASK_SHAPES = ("box", "ball", "gaussian")
 
 __all__ = ["MASK_SHAPES", "check_cutoff", "filtered_dims", "low_pass_mask", "build_mask", "soft_low_pass_mask",
-           "disentangle", "apply_low_pass", "box_bases", "apply_along_axes", "separable_low_pass", "spectral_fuse"]
+           "disentangle", "apply_low_pass", "box_bases", "apply_along_axes", "separable_low_pass", "spectral_fuse",
+           "stack_bands"]
 
 
 def check_cutoff(cutoff: float, name: str = "cutoff") -> float:
@@ -304,3 +305,11 @@ def spectral_fuse(low: torch.Tensor, other: torch.Tensor, mask: torch.Tensor, di
         return torch.fft.irfftn(spectrum, s=sizes, dim=dims)
     spectrum = torch.fft.fftn(low, dim=dims) * mask + torch.fft.fftn(other, dim=dims) * (1.0 - mask)
     return torch.fft.ifftn(spectrum, dim=dims).real
+
+
+def stack_bands(low: torch.Tensor, high: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
+    """The bands stacked on the channel axis in the package's one channel order, ``[low_0 .. low_C-1, high_0 ..
+    high_C-1]``: ``(B, C, *spatial)`` each -> ``(B, 2C, *spatial)`` (``channel_dim=0`` for ``(C, *spatial)``).
+    Early fusion feeds its backbone this stack, and :class:`~freq_transforms.transforms.FrequencyDisentangle`
+    returns it."""
+    return torch.cat([low, high], dim=channel_dim)

@@ -22,9 +22,11 @@ import torch
 from torch import nn
 
 from . import bundle_checks  # noqa: F401  (one-line errors for monai.bundle runs that load the overlay)
-from .checkpoint import RECORD_KEY, WeightsMismatchError, describe_mismatch, recorded_settings
-from .data import DataError
-from .networks import FrequencyDisentangledNet, backbone_divisor, probe
+from .checkpoint import describe_mismatch
+from .errors import DataError, WeightsMismatchError
+from .networks import FrequencyDisentangledNet
+from .networks.backbones import backbone_divisor, probe
+from .recipe import recorded_settings
 
 __all__ = ["OVERLAY_FILE", "OverlayError", "FrequencyOverlay", "first_layer", "first_conv", "overlay_config",
            "bundle_networks", "write_overlay"]
@@ -100,15 +102,6 @@ class FrequencyOverlay(FrequencyDisentangledNet):
         self._config["overlay"] = overlay_file
 
     @torch.jit.unused
-    def state_dict(self, *args: Any, **kwargs: Any) -> Dict[str, Any]:
-        """``nn.Module.state_dict`` with the FD settings recorded in its metadata (whoever saves it: the
-        bundle's own ``CheckpointSaver`` included)."""
-        state = super().state_dict(*args, **kwargs)
-        if not args and not kwargs.get("prefix"):
-            state._metadata.setdefault("", {})[RECORD_KEY] = json.loads(json.dumps(self.config, default=list))
-        return state
-
-    @torch.jit.unused
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
         """Load FD weights of this overlay; weights of the plain network, or of other FD settings, stop with one
         line naming the overlay file."""
@@ -121,7 +114,9 @@ class FrequencyOverlay(FrequencyDisentangledNet):
             if problem is not None:
                 raise WeightsMismatchError(f"the weights do not fit the FD overlay {self.overlay_file}: {problem} "
                                            f"(or edit {self.overlay_file})")
-        return nn.Module.load_state_dict(self, state_dict, strict=strict, assign=assign)
+        result = nn.Module.load_state_dict(self, state_dict, strict=strict, assign=assign)
+        self.recipe_json = json.dumps(recorded_settings(state_dict) or {})
+        return result
 
 
 def _rebuilding_factory(factory: Callable[..., nn.Module]) -> Callable[[int, int], nn.Module]:

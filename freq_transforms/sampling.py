@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 from monai.transforms import Spacingd
 
-from .data import DataError
+from .errors import DataError
 
 __all__ = ["SAMPLINGS", "ras_spacing", "median_spacing", "recorded_target_spacing", "resolve_target_spacing",
            "cutoff_cycles_per_mm", "TargetSpacingd"]
@@ -65,9 +65,9 @@ def recorded_target_spacing(weights: str | os.PathLike) -> Optional[List[float]]
     """The ``target_spacing`` recorded in a bundle checkpoint, or ``None`` (no file, or trained in resize mode)."""
     if not Path(weights).is_file():
         return None
-    from .checkpoint import read_state_dict, recorded_settings
+    from .recipe import read_recipe
 
-    value = (recorded_settings(read_state_dict(weights)) or {}).get("target_spacing")
+    value = (read_recipe(weights) or {}).get("target_spacing")
     return [float(v) for v in value] if value else None
 
 

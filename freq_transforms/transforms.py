@@ -9,7 +9,7 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from .fourier import MASK_SHAPES, check_cutoff, disentangle
+from .fourier import MASK_SHAPES, check_cutoff, disentangle, stack_bands
 
 __all__ = ["FrequencyDisentangle", "FrequencyDisentangled", "FrequencyDisentangleD", "FrequencyDisentangleDict"]
 
@@ -19,8 +19,9 @@ OUTPUT_MODES = ("stack", "keys")
 class FrequencyDisentangle(Transform):
     """Split a channel-first image into low- and high-frequency parts in Fourier space.
 
-    The input ``(C, H, W[, D])`` becomes ``(2C, H, W[, D])`` with channels ``[low_0, high_0, low_1,
-    high_1, ...]``: each input channel is followed by its high part. ``low + high`` gives back the
+    The input ``(C, H, W[, D])`` becomes ``(2C, H, W[, D])`` with channels ``[low_0, ..., low_C-1, high_0, ...,
+    high_C-1]``, the order early fusion feeds its backbone (:func:`freq_transforms.fourier.stack_bands`).
+    ``low + high`` gives back the
     input exactly (float32 precision). Metadata of a ``MetaTensor`` is kept.
 
     Args:
@@ -58,7 +59,7 @@ class FrequencyDisentangle(Transform):
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         low, high = self.split(img)
-        stacked = torch.stack([low, high], dim=1).flatten(0, 1)
+        stacked = stack_bands(low, high, channel_dim=0)
         dtype = img.dtype if torch.is_tensor(img) and img.is_floating_point() else torch.float32
         out, *_ = convert_to_dst_type(stacked, img, dtype=dtype)
         return out
@@ -69,7 +70,7 @@ class FrequencyDisentangled(MapTransform):
 
     Args:
         keys: keys of the images to split.
-        output: ``"stack"`` replaces each image by its ``(2C, ...)`` ``[low, high]`` stack;
+        output: ``"stack"`` replaces each image by its ``(2C, ...)`` ``[low..., high...]`` stack;
             ``"keys"`` keeps the image and adds ``<key><low_suffix>`` and ``<key><high_suffix>``.
         low_suffix, high_suffix: suffixes of the new keys for ``output="keys"``.
         cutoff, mask, axes, centered: see :class:`FrequencyDisentangle`.

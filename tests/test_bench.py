@@ -2,7 +2,7 @@ from pathlib import Path
 
 import torch
 
-from freq_transforms.bench import (LABELS, _split_with_fftn, activation_memory_mb, fft_split_times, forward_gflops,
+from freq_transforms.lab.bench import (LABELS, _split_with_fftn, activation_memory_mb, fft_split_times, forward_gflops,
                                    train_step_times)
 from freq_transforms.fourier import disentangle
 
@@ -23,11 +23,11 @@ def test_activation_memory_v2_stays_near_the_backbone_and_paper_layout_does_not(
 def test_time_call_is_the_median_after_warmup():
     from unittest import mock
 
-    from freq_transforms.bench import time_call
+    from freq_transforms.lab.bench import time_call
 
     clock = iter([0.0, 1.0, 10.0, 10.5, 20.0, 30.0])  # the warm-up call is not timed; then 1, 0.5 and 10 s
     calls = []
-    with mock.patch("freq_transforms.bench.time.perf_counter", side_effect=lambda: next(clock)):
+    with mock.patch("freq_transforms.lab.bench.time.perf_counter", side_effect=lambda: next(clock)):
         median = time_call(lambda: calls.append(1), repeats=3, warmup=1)
     assert len(calls) == 4 and median == 1.0
 
@@ -49,7 +49,7 @@ def test_loading_times_parse_the_bundle_preprocessing_without_its_metadata():
     """MONAI Label and the bench read train.json without metadata.json: the config may not need it."""
     from pathlib import Path
 
-    from freq_transforms.bench import loading_times
+    from freq_transforms.lab.bench import loading_times
 
     from unittest import mock
 
@@ -67,7 +67,7 @@ def test_loading_times_parse_the_bundle_preprocessing_without_its_metadata():
 def test_ct_scale_inference_reports_memory_and_the_grid():
     """The CT-scale benchmark's measurement on a small volume: the child's own peak memory (more than an empty
     Python, less than the machine) and the label map on the input's grid (the full size runs in the bench)."""
-    from freq_transforms.bench import ct_scale_inference
+    from freq_transforms.lab.bench import ct_scale_inference
 
     bundle = Path(__file__).resolve().parents[1] / "bundles" / "spleen_ct_fd_segmentation"
     result = ct_scale_inference(bundle, shape=(96, 80, 40), threads=1)

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import cli_runner
-from freq_transforms.checkpoint import recorded_settings
-from freq_transforms.phantoms import write_phantom_dataset
+from freq_transforms.recipe import recorded_settings
+from freq_transforms.lab.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = {

@@ -13,7 +13,8 @@ import torch
 from monai.losses import DiceCELoss
 
 from freq_transforms import FrequencyDisentangledNet
-from freq_transforms.checkpoint import load_weights, weights_with_record
+from freq_transforms.checkpoint import load_weights
+from freq_transforms.recipe import weights_with_record
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -78,7 +79,7 @@ def test_cuda_trained_weights_load_and_export_on_cpu(tmp_path):
 
 
 def test_bench_synchronises_the_device():
-    from freq_transforms.bench import inference_times, train_step_times
+    from freq_transforms.lab.bench import inference_times, train_step_times
 
     times = train_step_times((32, 32, 32), repeats=2, batch=1)
     assert all(t > 0 for t in times.values())

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import cli_runner
-from freq_transforms import cli
-from freq_transforms.phantoms import write_phantom_dataset
+from freq_transforms import cli, strict_fire
+from freq_transforms.lab.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 HIPPO = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
@@ -100,8 +100,8 @@ def test_every_command_and_option_explains_itself():
     assert "'\"'\"'" not in top.stdout
     for name, fn in cli.COMMANDS.items():
         assert f"  {name}  " in top.stdout or f"  {name} " in top.stdout
-        text = cli.command_help(name)
-        described = cli._described_options(fn)
+        text = strict_fire.command_help(cli.PROG, name, fn)
+        described = strict_fire.described_options(fn)
         for parameter in inspect.signature(fn).parameters:
             assert described.get(parameter), f"{name}: option --{parameter} has no description"
             assert f"--{parameter} (" in text
@@ -112,7 +112,7 @@ def test_every_command_and_option_explains_itself():
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys; from freq_transforms import cli; cli.COMMANDS; cli.command_help('split'); "
+    code = ("import sys; from freq_transforms import cli; cli.COMMANDS; cli.command_help(cli.PROG, 'split', cli.COMMANDS['split']); "
             "print('torch' in sys.modules, 'monai' in sys.modules)")
     result = cli_runner.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["False", "False"]

@@ -7,7 +7,7 @@ import torch
 from ignite.engine import Engine
 
 from freq_transforms.handlers import BestModelSaver, PeriodicValidation, SaveIfNeverValidated, leave_process_group
-from freq_transforms.phantoms import write_phantom_dataset
+from freq_transforms.lab.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 HIPPO = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
@@ -76,7 +76,7 @@ def test_validated_run_keeps_its_best_model(tmp_path):
 def test_bundle_trains_with_monailabel_style_overrides(val_items, tmp_path):
     """MONAI Label overrides the data lists and max_epochs (1) and skips nothing else: model.pt must appear."""
     from freq_transforms.data import load_msd_datalist
-    from freq_transforms.runner import run_bundle
+    from freq_transforms.lab.runner import run_bundle
 
     data = load_msd_datalist(write_phantom_dataset("hippocampus", tmp_path / "data", n=3, seed=2, progress=False))
     # no dataset_dir: MONAI Label gives the data lists only, and the bundle's default dataset_dir does not exist
@@ -156,7 +156,8 @@ def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_
     import logging
 
     from freq_transforms import FrequencyDisentangledNet
-    from freq_transforms.checkpoint import load_weights, recorded_settings, weights_with_record
+    from freq_transforms.checkpoint import load_weights
+from freq_transforms.recipe import recorded_settings, weights_with_record
 
     small = {"channels": [8, 16], "strides": [2], "num_res_units": 0}
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from freq_transforms import IntensityScale, IntensityScaled
-from freq_transforms.contrast import phantom_contrast
-from freq_transforms.phantoms import make_case
+from freq_transforms.lab.contrast import phantom_contrast
+from freq_transforms.lab.phantoms import make_case
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,8 +24,8 @@ import pytest
 pytest.importorskip("monailabel", reason="MONAI Label not installed: run bash ci/monailabel_e2e.sh")
 requests = pytest.importorskip("requests")
 
-from freq_transforms.phantoms import write_phantom_dataset  # noqa: E402
-from freq_transforms.runner import run_bundle  # noqa: E402
+from freq_transforms.lab.phantoms import write_phantom_dataset  # noqa: E402
+from freq_transforms.lab.runner import run_bundle  # noqa: E402
 
 pytestmark = pytest.mark.monailabel
 

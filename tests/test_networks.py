@@ -81,33 +81,55 @@ def _ramp(size, axis):
     return torch.arange(size[axis], dtype=torch.float32).view(shape).expand(1, 1, *size).contiguous()
 
 
-@pytest.mark.parametrize("size", [(32, 24, 16), (37, 30, 21)])
+@pytest.mark.parametrize("size", [(32, 24, 16), (64, 40, 8)])
 def test_v2_late_samples_the_low_part_where_probabilities_are_pooled(size):
-    """A ramp sampled by the head equals the ramp average-pooled into its cells: both sit at the cell centres
-    (partial edge cells too). Sampling voxels 0, 8, 16 against cells centred at 3.5, 11.5 fails this."""
+    """A ramp sampled by the head (``F.interpolate`` to the pooled grid) equals the ramp average-pooled into its
+    cells: both sit at the cell centres. Sampling voxels 0, 8, 16 against cells centred at 3.5, 11.5 fails this."""
     from freq_transforms.networks import LowFrequencyCorrection
 
     head = LowFrequencyCorrection(3, in_channels=1, classes=2, stride=8)
     for axis in range(3):
         ramp = _ramp(size, axis)
-        torch.testing.assert_close(head.sample(ramp), head._pool(ramp))
+        pooled = head.pool(ramp)
+        torch.testing.assert_close(head.resample(ramp, list(pooled.shape[2:])), pooled)
 
 
-@pytest.mark.parametrize("size", [(32, 24, 16), (37, 30, 21)])
+@pytest.mark.parametrize("size", [(32, 24, 16), (64, 40, 8)])
 def test_v2_late_correction_lands_where_it_was_taken(size):
     """A correction equal to a ramp's cell averages, interpolated back, is that ramp at every voxel between the
     first and last cell centres: the value arriving at voxel 20 is the one taken at voxel 20."""
-    from freq_transforms.networks import LowFrequencyCorrection, cell_centres
+    from freq_transforms.networks import LowFrequencyCorrection
 
     head = LowFrequencyCorrection(3, in_channels=1, classes=2, stride=8)
     for axis in range(3):
         ramp = _ramp(size, axis)
-        back = head.upsample_add(head._pool(ramp), torch.zeros_like(ramp))
-        centres = cell_centres(size[axis], 8, ramp.device)
-        inside = slice(int(math.ceil(float(centres[0]))), int(math.floor(float(centres[-1]))) + 1)
+        back = head.resample(head.pool(ramp), list(size))
+        stride = head.strides(list(size))[axis]
+        inside = slice((stride - 1) // 2 + 1, size[axis] - stride // 2)
         index = [slice(None)] * 5
         index[2 + axis] = inside
         torch.testing.assert_close(back[tuple(index)], ramp[tuple(index)])
+
+
+def test_v2_late_runs_on_thin_axes():
+    """An axis under the stride (5 slices against 8) is pooled whole, not refused by ``avg_pool3d``."""
+    net = FrequencyDisentangledNet("UNet", 1, 2, fusion="late", backbone_kwargs=SMALL["UNet"])
+    assert net.correction.strides([32, 32, 5]) == [8, 8, 5]
+    assert net(torch.rand(1, 1, 32, 32, 5)).shape == (1, 2, 32, 32, 5)
+
+
+def test_v2_late_keeps_the_axes_the_split_leaves_alone():
+    """With ``axes=[0, 1]`` (the released code's setting) content alternating along z stays in the low band;
+    the correction keeps z at stride 1, so that content survives its pool-and-interpolate (stride 8 on z would
+    average it to zero)."""
+    net = FrequencyDisentangledNet("UNet", 1, 2, fusion="late", axes=[0, 1], backbone_kwargs=SMALL["UNet"])
+    alternating = torch.ones(1, 1, 16, 16, 16)
+    alternating[..., 1::2] = -1.0
+    low, _ = net.split(alternating)
+    torch.testing.assert_close(low, alternating, atol=1e-5, rtol=0)
+    head = net.correction
+    assert head.strides([16, 16, 16]) == [8, 8, 1]
+    torch.testing.assert_close(head.resample(head.pool(low), [16, 16, 16]), alternating, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -304,7 +326,7 @@ def test_grouped_branches_equal_two_separate_convs(spatial_dims, in_channels):
 
 def test_load_state_dict_itself_names_the_override_for_any_loader():
     """monai.bundle ckpt_export and MONAI Label call load_state_dict directly: they get the same one line."""
-    from freq_transforms.checkpoint import weights_with_record
+    from freq_transforms.recipe import weights_with_record
 
     late = FrequencyDisentangledNet("UNet", 1, 3, fusion="late", arch="v2", backbone_kwargs=SMALL["UNet"])
     early = FrequencyDisentangledNet("UNet", 1, 3, fusion="early", arch="v2", backbone_kwargs=SMALL["UNet"])

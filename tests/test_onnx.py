@@ -12,7 +12,7 @@ import torch
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from freq_transforms.checkpoint import weights_with_record  # noqa: E402
+from freq_transforms.recipe import weights_with_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs").is_dir())

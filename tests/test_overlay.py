@@ -13,7 +13,7 @@ import torch
 
 import cli_runner
 from freq_transforms.overlay import OVERLAY_FILE, write_overlay
-from freq_transforms.phantoms import write_image_label_pairs, write_phantom_dataset
+from freq_transforms.lab.phantoms import write_image_label_pairs, write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT.parent / "shared" / "zoo"
@@ -201,7 +201,7 @@ def test_spleen_overlay_prints_the_commands_and_changes_nothing_else(spleen):
 
 @needs_zoo
 def test_spleen_overlay_trains_evaluates_and_infers_with_the_bundles_own_pipeline(spleen):
-    from freq_transforms.checkpoint import recorded_settings
+    from freq_transforms.recipe import recorded_settings
 
     root, data, _ = spleen
     state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import cli_runner
-from freq_transforms.phantoms import write_phantom_dataset
+from freq_transforms.lab.phantoms import write_phantom_dataset
 from freq_transforms.release import ReleaseError, bundle_files, content_hash, release
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import torch
 
 import cli_runner
 from freq_transforms.data import DataError, bundle_split, check_case, load_msd_datalist
-from freq_transforms.phantoms import write_phantom_dataset
+from freq_transforms.lab.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 HIPPO = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"

@@ -14,10 +14,10 @@ from monai.bundle import ConfigParser
 
 import cli_runner
 from freq_transforms.bundle_checks import SettingsError, check_patch_size, check_settings
-from freq_transforms.checkpoint import weights_with_record
+from freq_transforms.recipe import weights_with_record
 from freq_transforms.data import DataError
 from freq_transforms.handlers import PolyLearningRate, TrainingClock
-from freq_transforms.phantoms import write_phantom_dataset
+from freq_transforms.lab.phantoms import write_phantom_dataset
 from freq_transforms.sampling import (cutoff_cycles_per_mm, median_spacing, ras_spacing, resolve_target_spacing)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import pytest
 from pathlib import Path
 
 import cli_runner
-from freq_transforms.phantoms import write_phantom_dataset
+from freq_transforms.lab.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_UNET = "'backbone_kwargs': {'channels': [8, 16, 32], 'strides': [2, 2], 'num_res_units': 1}"
@@ -57,7 +57,7 @@ def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
     assert empty.returncode == 2 and empty.stderr.startswith("error: no finished runs under")
     assert not (tmp_path / "empty").exists()
 
-    from freq_transforms.sweep import compare_runs  # an ablation sweep against the grid, paired over test cases
+    from freq_transforms.lab.sweep import compare_runs  # an ablation sweep against the grid, paired over test cases
     same = compare_runs(out, shared, 2, "late", "late")
     assert "A - B 0.00 [0.00, 0.00]" in same
     assert "A - B" in compare_runs(out, out, 2, "late", "none")
@@ -117,7 +117,7 @@ def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path)
 def test_plot_places_the_whole_train_part_at_its_size(tmp_path):
     import warnings
 
-    from freq_transforms.sweep import _plot, _plot_x
+    from freq_transforms.lab.sweep import _plot, _plot_x
 
     def row(n, fusion):
         return {"n_train": n, "train_part": 132, "fusion": fusion, "dice": 0.8, "dice_low": 0.78, "dice_high": 0.82}
@@ -131,7 +131,7 @@ def test_plot_places_the_whole_train_part_at_its_size(tmp_path):
 
 
 def test_fd_minus_none_pairs_only_the_seeds_both_sides_ran_and_worst_class_shows_a_lost_class():
-    from freq_transforms.sweep import _paired_with_none, _worst_class_dice
+    from freq_transforms.lab.sweep import _paired_with_none, _worst_class_dice
 
     def record(seed, dice, classes=None):
         return {"seed": seed, "files": ["a", "b", "c"], "dice": dice, "class_dice": classes or {}}
@@ -147,7 +147,7 @@ def test_fd_minus_none_pairs_only_the_seeds_both_sides_ran_and_worst_class_shows
 def test_compare_can_restrict_to_one_seed(tmp_path):
     import json as _json
 
-    from freq_transforms.sweep import compare_runs
+    from freq_transforms.lab.sweep import compare_runs
 
     for name, seed, arch, dice in (("n4_early_s0", 0, "v2", [0.8, 0.6]), ("n4_early_s1", 1, "v2", [0.0, 0.0]),
                                    ("n4_early_paper_s0", 0, "paper", [0.7, 0.5])):
@@ -167,7 +167,7 @@ def test_image_fingerprints_are_hashed_once_per_file_version(tmp_path, monkeypat
     from unittest import mock
 
     from freq_transforms import data
-    from freq_transforms.phantoms import write_phantom_dataset
+    from freq_transforms.lab.phantoms import write_phantom_dataset
 
     monkeypatch.setenv("FREQ_TRANSFORMS_CACHE", str(tmp_path / "cache"))
     items = data.load_msd_datalist(write_phantom_dataset("hippocampus", tmp_path / "d", n=4, seed=0,
@@ -187,7 +187,7 @@ def test_demo_reports_an_empty_prediction_instead_of_crashing(tmp_path, monkeypa
     which leaves such cases out of HD95 and keeps them in Dice."""
     import math
 
-    from freq_transforms import demo
+    from freq_transforms.lab import demo
 
     def fake_run(bundle, run_dir, common, n, fusion, seed, epochs, test_dir, logging_file):
         hd95 = [2.0, float("nan"), 3.0] if fusion == "early" else [2.5, 2.0, 3.5]
@@ -207,7 +207,7 @@ def test_demo_reports_an_empty_prediction_instead_of_crashing(tmp_path, monkeypa
 
 def test_demo_runs_in_patch_mode(tmp_path):
     """The main job with sampling patch: patches, sliding-window evaluation, the table and the figure."""
-    from freq_transforms import demo
+    from freq_transforms.lab import demo
 
     bundle = Path(__file__).resolve().parents[1] / "bundles" / "hippocampus_mri_fd_segmentation"
     report = demo.run_demo(tmp_path / "out", bundle, 8, 2, 1, ["none", "early"], 0, iterations_per_epoch=2,

@@ -7,7 +7,7 @@ from monai.transforms import Compose
 from freq_transforms import FrequencyDisentangle, FrequencyDisentangled, disentangle
 
 
-def test_array_transform_stacks_low_high_per_channel_and_keeps_meta():
+def test_array_transform_stacks_all_low_then_all_high_and_keeps_meta():
     affine = torch.diag(torch.tensor([2.0, 1.5, 1.0, 1.0]))
     img = MetaTensor(torch.rand(2, 16, 18, 12), affine=affine, meta={"filename_or_obj": "case.nii.gz"})
     out = FrequencyDisentangle(cutoff=0.2)(img)
@@ -15,9 +15,21 @@ def test_array_transform_stacks_low_high_per_channel_and_keeps_meta():
     torch.testing.assert_close(out.affine, img.affine)
     assert out.meta["filename_or_obj"] == "case.nii.gz"
     low, high = disentangle(img.as_tensor(), 0.2)
-    torch.testing.assert_close(out[0::2].as_tensor(), low)
-    torch.testing.assert_close(out[1::2].as_tensor(), high)
-    torch.testing.assert_close(out[0::2].as_tensor() + out[1::2].as_tensor(), img.as_tensor(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[:2].as_tensor(), low)
+    torch.testing.assert_close(out[2:].as_tensor(), high)
+    torch.testing.assert_close(out[:2].as_tensor() + out[2:].as_tensor(), img.as_tensor(), atol=1e-5, rtol=0)
+
+
+def test_transform_and_network_stack_bands_in_one_channel_order():
+    """Two-channel input: the transform's stack is the stack early fusion feeds its backbone, channel for
+    channel ([low0, low1, high0, high1]); the old per-channel interleave [low0, high0, ...] fails this."""
+    from freq_transforms.frequency_split import FrequencySplit
+
+    img = torch.rand(2, 16, 18, 12)
+    img[1] = torch.linspace(0, 1, 12)  # a second channel unlike the first, so an interleave is seen
+    from_transform = FrequencyDisentangle(cutoff=0.1)(img)
+    from_network = FrequencySplit(0.1, spatial_dims=3).stacked(img[None])[0]
+    torch.testing.assert_close(from_transform, from_network, atol=1e-5, rtol=1e-5)
 
 
 def test_array_transform_numpy_in_numpy_out_2d():

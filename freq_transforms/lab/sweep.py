@@ -20,9 +20,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from .atomic import atomic_write_text
-from .data import load_msd_datalist
-from .metrics import bootstrap_ci, paired_difference_ci, read_metric_csv
+from ..atomic import atomic_write_text
+from ..data import load_msd_datalist
+from ..metrics import bootstrap_ci, paired_difference_ci, read_metric_csv
 from .runner import QUIET_LOGGING, bundle_configs, bundle_default, run_bundle
 
 __all__ = ["run_sweep", "summarize", "summary_table", "train_and_evaluate"]
@@ -109,7 +109,7 @@ def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optio
 
 def _write_folds(out: Path, dataset_dir: str, folds: int, split_seed: int) -> None:
     """``out/folds.json``: the test cases of every fold and the groups of identical images, for audit."""
-    from .data import fold_assignment, participant_groups
+    from ..data import fold_assignment, participant_groups
 
     items = load_msd_datalist(dataset_dir)
     groups = participant_groups(items)

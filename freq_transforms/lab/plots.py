@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .atomic import atomic_write  # noqa: E402
-from .data import load_voxels  # noqa: E402
-from .fourier import disentangle  # noqa: E402
+from ..atomic import atomic_write  # noqa: E402
+from ..data import load_voxels  # noqa: E402
+from ..fourier import disentangle  # noqa: E402
 
 __all__ = ["load_volume", "frequency_split_figure", "prediction_figure", "save_figure"]
 

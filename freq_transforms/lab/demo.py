@@ -7,7 +7,7 @@ from typing import Dict, Optional, Sequence
 
 from tqdm import tqdm
 
-from .atomic import atomic_write_text
+from ..atomic import atomic_write_text
 from .phantoms import write_phantom_dataset
 from .plots import prediction_figure
 from .runner import QUIET_LOGGING, bundle_default

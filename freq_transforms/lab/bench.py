@@ -19,8 +19,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from .fourier import disentangle, low_pass_mask
-from .networks import FrequencyDisentangledNet, FrequencySplit
+from ..fourier import disentangle, low_pass_mask
+from ..networks import FrequencyDisentangledNet, FrequencySplit
 
 # (label, arch, fusion); "none" is the plain backbone, the same in both layouts
 MODES = [("none", "v2", "none"), ("v2 early", "v2", "early"), ("v2 late", "v2", "late"),
@@ -207,7 +207,7 @@ def loading_times(bundle: Path, n_cases: int = 12) -> Dict[str, float]:
     from monai.bundle import ConfigParser
     from monai.data import CacheDataset, DataLoader, Dataset
 
-    from .data import load_msd_datalist
+    from ..data import load_msd_datalist
     from .phantoms import write_phantom_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -239,7 +239,7 @@ def _untrained_weights(bundle: Path, root: Path, overrides: Dict[str, object]) -
     """``root/models/model.pt``: the bundle's own network, untrained (inference costs what trained weights cost)."""
     from monai.bundle import ConfigParser
 
-    from .checkpoint import weights_with_record
+    from ..recipe import weights_with_record
 
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
@@ -291,7 +291,7 @@ def ct_scale_inference(bundle: Path, shape: Sequence[int] = CT_SHAPE, spacing: S
 
 
 def ct_scale_report(threads: int = 2) -> List[str]:
-    from .bundle_paths import bundle_dir
+    from ..bundle_paths import bundle_dir
 
     bundle = bundle_dir("spleen_ct_fd_segmentation")
     result = ct_scale_inference(bundle, threads=threads)
@@ -391,7 +391,7 @@ def overlay_costs(bundle_root: Path, repeats: int, patch: Sequence[int] = (96, 9
     4 windows a batch, as the zoo spleen bundle infers)."""
     from monai.inferers import SlidingWindowInferer
 
-    from .overlay import bundle_networks
+    from ..overlay import bundle_networks
 
     device = _device()
     networks = {k: v.to(device) for k, v in bundle_networks(bundle_root).items()}
@@ -466,7 +466,7 @@ def onnx_report(overlay_bundle: Optional[Path], repeats: int) -> List[str]:
     rows = []
     networks = {"FD bundle default (early v2, UNet 16-128)": (FrequencyDisentangledNet("UNet", 1, 3), (64, 64, 48))}
     if overlay_bundle is not None:
-        from .overlay import bundle_networks
+        from ..overlay import bundle_networks
 
         built = bundle_networks(overlay_bundle, ("none", "early"))
         name = Path(overlay_bundle).name

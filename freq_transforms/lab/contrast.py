@@ -7,7 +7,7 @@ from typing import Dict, Sequence
 import numpy as np
 import torch
 
-from .intensity import INTENSITY_MODES, IntensityScale
+from ..intensity import INTENSITY_MODES, IntensityScale
 from .phantoms import make_case
 
 __all__ = ["phantom_contrast"]
