@@ -4,16 +4,28 @@ import of torch, MONAI and ignite (about 6 s on the CI machine) on each of the s
 What ``subprocess.run`` does not: each call still runs in a process of its own (its own working directory,
 ``sys.argv``, exit status, stdout and stderr, nothing left behind in the test process), but that process is
 forked from a server that imported those packages once. It is multiprocessing's *forkserver*: the server never
-runs torch work itself, so forking it is safe with OpenMP, unlike forking the test process. The module runs as
-``python -m`` runs it (``runpy``; an uncaught exception goes through ``sys.excepthook`` and exits 1).
+runs torch work itself, so forking it is safe with OpenMP, unlike forking the test process.
 
-Calls with their own environment (``env=...``, e.g. ``OMP_NUM_THREADS`` for torchrun), other programs, and
-``FREQ_TRANSFORMS_TEST_SUBPROCESS=1`` in the environment take plain ``subprocess.run``.
+What the forked process shares with ``python -m`` (``tests/test_first_hour.py`` checks it against a subprocess):
+
+- the module runs as ``python -m`` runs it (``runpy``; an uncaught exception goes through the interpreter's own
+  ``sys.excepthook`` and exits 1);
+- nothing preloaded changes behaviour: the server imports third-party packages only (``PRELOAD``), never this
+  project's, so every import-time effect of ours (the one-line error hook of ``freq_transforms.bundle_checks``)
+  happens in the call itself or not at all; the excepthook is reset to the interpreter's;
+- the environment is the test process's at the time of the call (a ``monkeypatch.setenv`` after the server
+  started included), the working directory is ``cwd``, and ``sys.path`` is what ``python -m`` gives a fresh
+  interpreter there (the working directory first, then the interpreter's own paths).
+
+Calls with their own environment (``env=...``: ``OMP_NUM_THREADS`` or ``PYTHONPATH`` act when torch or the
+interpreter start, before any fork), other programs, and ``FREQ_TRANSFORMS_TEST_SUBPROCESS=1`` in the environment
+take plain ``subprocess.run``.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import multiprocessing
 import os
 import runpy
@@ -24,10 +36,22 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 FORKED_MODULES = ("monai.bundle", "freq_transforms")
-PRELOAD = ["torch", "monai", "monai.bundle", "ignite.engine", "fire", "nibabel", "freq_transforms",
-           "freq_transforms.bundle_checks", "freq_transforms.networks", "cli_runner"]
+# third-party packages only: importing them changes no global state a command of ours could rely on
+PRELOAD = ["torch", "monai", "monai.bundle", "monai.networks.nets", "ignite.engine", "ignite.handlers", "fire",
+           "nibabel", "scipy.ndimage", "cli_runner"]
 
 _context: Optional[multiprocessing.context.BaseContext] = None
+_fresh_path: Optional[list] = None
+
+
+def _interpreter_path() -> list:
+    """``sys.path`` of a fresh interpreter, without its first entry (the script's or working directory)."""
+    global _fresh_path
+    if _fresh_path is None:
+        code = "import json, sys; print(json.dumps(sys.path[1:]))"
+        _fresh_path = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                check=True).stdout)
+    return list(_fresh_path)
 
 
 def _forkserver() -> multiprocessing.context.BaseContext:
@@ -47,9 +71,15 @@ def _exit_status(code: object) -> int:
     return 1
 
 
-def _run_module(module: str, args: Sequence[str], cwd: str, stdout_path: str, stderr_path: str) -> None:
-    """The forked process: ``python -m module *args`` in ``cwd``, stdout/stderr into the two files."""
+def _run_module(module: str, args: Sequence[str], cwd: str, stdout_path: str, stderr_path: str,
+                environ: dict, path: list) -> None:
+    """The forked process: ``python -m module *args`` in ``cwd`` with ``environ`` and ``sys.path`` ``[cwd, *path]``,
+    stdout/stderr into the two files."""
     os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(environ)
+    sys.path[:] = [cwd, *path]
+    sys.excepthook = sys.__excepthook__
     for fd, path in ((1, stdout_path), (2, stderr_path)):
         with open(path, "wb") as stream:
             os.dup2(stream.fileno(), fd)
@@ -74,8 +104,9 @@ def _run_module(module: str, args: Sequence[str], cwd: str, stdout_path: str, st
 def _forked(module: str, args: Sequence[str], cwd: Optional[Path], timeout: Optional[float]) -> tuple:
     with tempfile.TemporaryDirectory() as folder:
         out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
-        process = _forkserver().Process(target=_run_module, args=(module, list(args), str(cwd or os.getcwd()), out,
-                                                                   err))
+        where = str(Path(cwd or os.getcwd()).resolve())
+        process = _forkserver().Process(target=_run_module, args=(module, list(args), where, out, err,
+                                                                   dict(os.environ), _interpreter_path()))
         process.start()
         process.join(timeout)
         timed_out = process.exitcode is None
