@@ -54,11 +54,13 @@ def load_task(path: Path) -> Dict[str, Any]:
     return {**task, "num_classes": len(task["labels"]), "class_names": task["labels"]}
 
 
-def _configs(source: Path, task: Dict[str, Any]) -> Dict[str, str]:
+def _configs(source: Path, task: Dict[str, Any], bundle_name: str) -> Dict[str, str]:
     files = {}
     for name in CONFIGS:
         config = json.loads((source / "configs" / f"{name}.json").read_text())
         config.update({key: task[key] for key in TASK_KEYS if key in config and key in task})
+        if isinstance(config.get("recipe"), dict):  # the recipe names the bundle that trained the weights
+            config["recipe"]["bundle"] = {"name": bundle_name, "version": task["version"]}
         files[f"configs/{name}.json"] = json.dumps(config, indent=4) + "\n"
     return files
 
@@ -143,7 +145,7 @@ def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> st
 
 def bundle_files(source: Path, name: str, task: Dict[str, Any], task_dir: Path, license_text: str) -> Dict[str, str]:
     """Every generated file of bundle ``name``: relative path -> text."""
-    return {**_configs(source, task),
+    return {**_configs(source, task, name),
             "configs/metadata.json": json.dumps(_metadata(source, name, task), indent=4) + "\n",
             "configs/logging.conf": (source / "configs" / "logging.conf").read_text(),
             "docs/README.md": _readme(source, name, task, task_dir),

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional, Sequence
 from .errors import DataError, OnnxExportError, SettingsError
 from .fd_options import ARCHS, FUSE_OPS, FUSIONS
 
-__all__ = ["SettingsError", "OnnxExportError", "flag", "check_settings", "check_fd_settings", "check_patch_size",
+__all__ = ["SettingsError", "OnnxExportError", "flag", "Flags", "check_settings", "check_fd_settings", "check_patch_size",
            "one_line_errors"]
 
 MASKS = ("box", "ball", "gaussian")
@@ -49,7 +49,7 @@ def flag(value: Any, key: str) -> bool:
         >>> flag("maybe", "augment")
         Traceback (most recent call last):
         ...
-        freq_transforms.bundle_checks.SettingsError: augment must be true or false, got 'maybe'
+        freq_transforms.errors.SettingsError: augment must be true or false, got 'maybe'
     """
     from monai.utils import str2bool  # here: importing this module stays free of torch
 
@@ -61,6 +61,21 @@ def flag(value: Any, key: str) -> bool:
         except ValueError:
             pass
     raise SettingsError(f"{key} must be true or false, got {value!r}")
+
+
+class Flags(dict):
+    """Every boolean key of a bundle, read once through :func:`flag`: a bundle config builds one ``flags``
+    component and reads ``@flags['augment']`` wherever it needs the value. A bad value stops the run in one line
+    naming the key, when ``settings_check`` builds it, before anything is written.
+
+    Example::
+
+        >>> Flags(augment="false", amp=1)
+        {'augment': False, 'amp': True}
+    """
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__({key: flag(value, key) for key, value in values.items()})
 
 
 def check_flags(flags: Optional[Mapping[str, Any]]) -> None:

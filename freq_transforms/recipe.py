@@ -31,7 +31,7 @@ import torch
 
 __all__ = ["RECORD_KEY", "ONNX_KEY", "TORCHSCRIPT_FILE", "NETWORK_KEYS", "GRID_KEYS", "RECIPE_KEYS", "as_json_values",
            "unwrap", "recorded_settings", "weights_with_record", "read_state_dict", "read_recipe",
-           "write_recipe_into", "bundle_identity"]
+           "write_recipe_into"]
 
 RECORD_KEY = "freq_transforms"
 ONNX_KEY = "freq_transforms_recipe"
@@ -141,11 +141,3 @@ def write_recipe_into(exported: str | os.PathLike, recipe: Mapping[str, Any]) ->
     buffer = io.BytesIO()
     torch.jit.save(loaded["module"], buffer, _extra_files=extra)
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
-
-
-def bundle_identity(bundle_root: str | os.PathLike) -> Dict[str, Optional[str]]:
-    """The bundle's ``name`` and ``version`` from ``<bundle_root>/configs/metadata.json`` (``None`` where it has
-    none), the recipe's ``bundle`` entry."""
-    path = Path(bundle_root) / "configs" / "metadata.json"
-    meta = json.loads(path.read_text()) if path.is_file() else {}
-    return {"name": meta.get("name"), "version": meta.get("version")}

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import cli_runner
-from freq_transforms.recipe import recorded_settings
+from freq_transforms.recipe import read_recipe, recorded_settings
 from freq_transforms.lab.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,6 +228,10 @@ def test_train_infer_evaluate_export(name, sampling, phantom_sets, tmp_path):
     assert iterations == ([2, 4] if sampling == "patch" else iterations) and iterations[0] > 0
     record = recorded_settings(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
     assert record["sampling"] == sampling
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert record["bundle"] == {"name": meta["name"], "version": meta["version"]}  # the whole recipe, written once
+    assert record["class_names"] == [labels["channel_def"][k] for k in sorted(labels["channel_def"])]
+    assert record["intensity"] and "ct_window" in record and record["fusion"] and record["backbone"]
     if sampling == "patch":  # the median spacing of the training cases, in RAS order, recorded for inference
         from freq_transforms.sampling import median_spacing
         assert record["target_spacing"] == pytest.approx(median_spacing(split["train"]))
@@ -264,6 +268,7 @@ def test_train_infer_evaluate_export(name, sampling, phantom_sets, tmp_path):
          backbone_kwargs=SMALL["backbone_kwargs"])
     scripted = torch.jit.load(str(ts), map_location="cpu")
     assert scripted(torch.rand(1, 1, 32, 32, 24)).shape == (1, n_classes, 32, 32, 24)
+    assert read_recipe(ts) == record  # the recipe survives monai.bundle ckpt_export
 
 
 @pytest.mark.parametrize("name", BUNDLES)

@@ -157,7 +157,7 @@ def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_
 
     from freq_transforms import FrequencyDisentangledNet
     from freq_transforms.checkpoint import load_weights
-from freq_transforms.recipe import recorded_settings, weights_with_record
+    from freq_transforms.recipe import recorded_settings, weights_with_record
 
     small = {"channels": [8, 16], "strides": [2], "num_res_units": 0}
 

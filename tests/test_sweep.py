@@ -167,12 +167,13 @@ def test_image_fingerprints_are_hashed_once_per_file_version(tmp_path, monkeypat
     from unittest import mock
 
     from freq_transforms import data
+    from freq_transforms.data import fingerprints
     from freq_transforms.lab.phantoms import write_phantom_dataset
 
     monkeypatch.setenv("FREQ_TRANSFORMS_CACHE", str(tmp_path / "cache"))
     items = data.load_msd_datalist(write_phantom_dataset("hippocampus", tmp_path / "d", n=4, seed=0,
                                                          shape=[16, 16, 12], progress=False))
-    with mock.patch.object(data, "image_fingerprint", wraps=data.image_fingerprint) as hashed:
+    with mock.patch.object(fingerprints, "image_fingerprint", wraps=fingerprints.image_fingerprint) as hashed:
         first = data.participant_groups(items)
         assert hashed.call_count == 4
         assert data.participant_groups(items) == first and hashed.call_count == 4  # all from the cache
