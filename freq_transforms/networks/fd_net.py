@@ -65,19 +65,14 @@ class FrequencyDisentangledNet(nn.Module):
     """Frequency-disentangled (FD) segmentation around any MONAI backbone (layouts: this module's docstring).
 
     Args:
-        backbone: a ``monai.networks.nets`` name (``"UNet"``, ``"SegResNet"``, ...) built with the channels this
-            wrapper needs; a factory ``f(in_channels, out_channels)``; or a ready module whose channels must fit.
-        in_channels, out_channels: image channels and number of classes.
-        fusion: ``"none"``, ``"early"`` (default, as in every bundle) or ``"late"``.
-        arch: ``"v2"`` or ``"paper"``.
-        cutoff, mask, centered, axes: the split (:func:`freq_transforms.fourier.low_pass_mask`).
+        backbone: a ``monai.networks.nets`` name (``"UNet"``, ...), a factory ``f(in_channels, out_channels)``,
+            or a ready module whose channels fit; ``backbone_kwargs`` override a named one's defaults.
+        in_channels, out_channels, spatial_dims: image channels, classes, 2 or 3.
+        fusion: ``"none"``, ``"early"`` (default) or ``"late"``; arch: ``"v2"`` or ``"paper"``.
+        cutoff, mask, centered, axes, learnable_cutoff: the split (:func:`freq_transforms.fourier.low_pass_mask`).
         features: ``paper``: channels of each branch conv (paper: 8); ``v2`` late: width of the correction head.
         fuse: fuse op of ``arch="paper"`` (default ``"concat"``; the released code's is ``"spectral"``).
-        learnable_cutoff: train the cutoff through a soft sigmoid-edged mask.
-        spatial_dims: 2 or 3.
-        backbone_kwargs: extra arguments for a named backbone (override the defaults).
-        pad_to_divisible: zero-pad inputs to the backbone's divisibility and crop outputs back (else a
-            ``ValueError`` naming the divisor).
+        pad_to_divisible: pad inputs to the backbone's divisor and crop back (else a ``ValueError``).
 
     ``net.config`` holds the constructor arguments; ``net.state_dict()`` records them (with the training recipe
     of loaded or saved weights, ``net.recipe_json``) in its metadata (:mod:`freq_transforms.recipe`).
@@ -163,15 +158,10 @@ class FrequencyDisentangledNet(nn.Module):
                              "(or construct with pad_to_divisible=True)")
         return crop_to(self.backbone(pad_to_divisor(x, self.divisor)), sizes)
 
-    @torch.jit.unused
-    def check_onnx_exportable(self) -> None:
-        """:func:`~freq_transforms.fd_options.check_onnx_exportable` for this network."""
-        check_onnx_exportable(self._config)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
             if torch.onnx.is_in_onnx_export():
-                self.check_onnx_exportable()
+                check_onnx_exportable(self._config)
         if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input (B, {self.in_channels}, *{self.spatial_dims} spatial dims), "
                              f"got {list(x.shape)}")

@@ -1,0 +1,49 @@
+"""The house rules of the package, measured from its source: no import circle, small classes and library modules,
+the lab apart from the library, and a current import picture in docs/architecture.md."""
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "ci"))
+
+import import_graph  # noqa: E402
+
+MAX_CLASS_LINES, MAX_LIBRARY_MODULE_LINES = 120, 350
+TOP = {"freq_transforms.cli", "freq_transforms.commands", "freq_transforms.__main__"}  # the command line, above both
+
+
+def _graph():
+    return import_graph.imports(import_graph.modules())
+
+
+def test_no_import_circle_anywhere_in_the_package():
+    assert import_graph.cycles(_graph()) == []
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert import_graph.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_class_over_120_lines_and_no_library_module_over_350():
+    too_long = []
+    for name, path in import_graph.modules().items():
+        text = path.read_text()
+        if ".lab" not in name and len(text.splitlines()) > MAX_LIBRARY_MODULE_LINES:
+            too_long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
+                too_long.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert too_long == []
+
+
+def test_the_library_never_imports_the_lab():
+    graph = _graph()
+    library = [m for m in graph if ".lab" not in m and m not in TOP]
+    assert {m: sorted(t for t in graph[m] if ".lab" in t) for m in library if any(".lab" in t for t in graph[m])} == {}
+
+
+def test_the_import_picture_in_the_docs_is_current():
+    """``python ci/import_graph.py --write`` after a change of imports."""
+    assert import_graph.mermaid(_graph()) in (ROOT / "docs" / "architecture.md").read_text()
