@@ -34,10 +34,15 @@ def _positive_ints(key: str, value: Any, length: int, what: str) -> None:
         raise SettingsError(f"{key} must be {length} positive integers ({what}), got {value!r}")
 
 
+TRUE_WORDS, FALSE_WORDS = ("yes", "true", "t", "y", "1"), ("no", "false", "f", "n", "0")  # monai.utils.str2bool's
+
+
 def flag(value: Any, key: str) -> bool:
     """The boolean bundle key ``key``'s ``value`` as a ``bool``; :class:`SettingsError` naming ``key`` otherwise.
 
-    ``monai.utils.str2bool`` with 0/1 and the key named in the error. ``python -m monai.bundle run --augment
+    The words of ``monai.utils.str2bool`` (yes/true/t/y/1, no/false/f/n/0, any case), plus the integers 0/1 and the key
+    named in the error; not MONAI's function itself, because importing ``monai.utils`` imports torch, seconds a
+    command line that only checks its options should not pay. ``python -m monai.bundle run --augment
     false`` hands the config the *string* ``'false'`` (fire reads only ``True``/``False`` as booleans), which a bare ``if @augment``
     would take as true. Every boolean key in the bundle configs is read through this function, so ``true``,
     ``False``, ``yes``, ``0`` ... all mean what they say, and anything else stops the run in one line.
@@ -51,15 +56,13 @@ def flag(value: Any, key: str) -> bool:
         ...
         freq_transforms.errors.SettingsError: augment must be true or false, got 'maybe'
     """
-    from monai.utils import str2bool  # here: importing this module stays free of torch
-
+    if isinstance(value, bool):
+        return value
     if _is_int(value) and value in (0, 1):
         return bool(value)
-    if isinstance(value, (bool, str)):
-        try:
-            return str2bool(value.strip() if isinstance(value, str) else value)
-        except ValueError:
-            pass
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
     raise SettingsError(f"{key} must be true or false, got {value!r}")
 
 
@@ -162,7 +165,7 @@ def check_patch_size(sampling: str, patch_size: Sequence[int], divisor: Sequence
         >>> check_patch_size("patch", [96, 96, 40], [16, 16, 16])
         Traceback (most recent call last):
         ...
-        freq_transforms.bundle_checks.SettingsError: patch_size [96, 96, 40] must be divisible by [16, 16, 16] per axis for this backbone (e.g. [96, 96, 32])
+        freq_transforms.errors.SettingsError: patch_size [96, 96, 40] must be divisible by [16, 16, 16] per axis for this backbone (e.g. [96, 96, 32])
     """
     if sampling != "patch":
         return True
@@ -213,7 +216,7 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
         >>> check_settings([64, 64], 3, 1, "early", "v2", "concat", "box", 0.1, 8, "paper")
         Traceback (most recent call last):
         ...
-        freq_transforms.bundle_checks.SettingsError: spatial_size must be 3 positive integers (one per axis of a 3-D image), got [64, 64]
+        freq_transforms.errors.SettingsError: spatial_size must be 3 positive integers (one per axis of a 3-D image), got [64, 64]
     """
     _network_settings(spatial_size, spatial_dims, num_classes, class_names, in_channels, fusion, arch, fuse, mask,
                       cutoff, features)

@@ -54,7 +54,7 @@ class CheckImaged(MapTransform):
         >>> CheckImaged("image")({"image": "missing.nii.gz"})
         Traceback (most recent call last):
         ...
-        freq_transforms.data.DataError: missing.nii.gz does not exist
+        freq_transforms.errors.DataError: missing.nii.gz does not exist
     """
 
     def __init__(self, keys: KeysCollection, in_channels: int = 1, nan_policy: str = "error",

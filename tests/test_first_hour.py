@@ -161,3 +161,16 @@ def test_a_boolean_option_means_what_it_says(argv, listed, tmp_path, capsys):
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=6, seed=0, shape=[16, 16, 12], progress=False)
     cli.main(["split", str(data), "--split_ratio", "4,1,1", *argv])
     assert any(line.startswith("  ") for line in capsys.readouterr().out.splitlines()) == listed
+
+
+def test_readme_shows_the_demo_table_as_the_demo_prints_it():
+    """The README's demo table is a copy of what ``bash ci/demo.sh`` printed: the same columns as the summary
+    table the demo writes (it once showed 6 of its 10 columns)."""
+    from freq_transforms.lab.sweep import SUMMARY_HEADER
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## The demo (main job)", 1)[1].split("\n## ", 1)[0]
+    tables = [line for line in section.splitlines() if line.startswith("| task ")]
+    assert tables == [SUMMARY_HEADER]
+    rows = [line for line in section.splitlines() if line.startswith("| hippocampus phantoms |")]
+    assert len(rows) == 2 and all(row.count("|") == SUMMARY_HEADER.count("|") for row in rows)

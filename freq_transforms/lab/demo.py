@@ -41,7 +41,9 @@ def run_demo(out: Path, bundle: Path, n_cases: int, epochs: int, val_interval: i
     for fusion in fusions:
         steps.set_postfix_str(f"train+evaluate fusion={fusion}")
         common = {"dataset_dir": str(data_dir), "val_interval": val_interval, "num_workers": 0,
-                  "save_predictions": True, "iterations_per_epoch": iterations_per_epoch, "sampling": sampling}
+                  "save_predictions": True, "sampling": sampling}
+        if sampling == "patch":  # resize mode trains one pass over the training cases per epoch
+            common["iterations_per_epoch"] = iterations_per_epoch
         results[fusion] = train_and_evaluate(bundle, out / "runs" / f"fusion_{fusion}", common, None, fusion, seed,
                                              epochs, None, logging_file)
         steps.update()
@@ -52,10 +54,11 @@ def run_demo(out: Path, bundle: Path, n_cases: int, epochs: int, val_interval: i
     predictions = {f: str(out / "runs" / f"fusion_{f}" / "eval" / "predictions" / first.name.replace(".nii.gz", "_seg.nii.gz"))
                    for f in fusions}
     png = prediction_figure(first, label, predictions, out / "demo.png",
-                            class_names=bundle_default(bundle, "class_names"))
+                            class_names=bundle_default(bundle, "class_names"),
+                            data_note="synthetic hippocampus phantom, test case")
     command = (f"python -m freq_transforms demo --out {out} --n_cases {n_cases} --epochs {epochs} "
-               f"--val_interval {val_interval} --fusions {','.join(fusions)} --seed {seed} "
-               f"--iterations_per_epoch {iterations_per_epoch} --sampling {sampling}")
+               f"--val_interval {val_interval} --fusions {','.join(fusions)} --seed {seed} --sampling {sampling}"
+               + (f" --iterations_per_epoch {iterations_per_epoch}" if sampling == "patch" else ""))
     report = (f"# FD demo on hippocampus phantoms\n\n`{command}`\n\n{n_cases} phantom cases, bundle "
               f"`{bundle.name}` with its defaults (fusion `{bundle_default(bundle, 'fusion')}`, arch "
               f"`{bundle_default(bundle, 'arch')}`, sampling `{sampling}`), {epochs} epochs"

@@ -54,21 +54,34 @@ def frequency_split_figure(image: str | os.PathLike, out: str | os.PathLike, cut
     return save_figure(fig, out)
 
 
+def _mean_dice(prediction: np.ndarray, truth: np.ndarray, classes: int) -> float:
+    """Mean Dice (%) over the foreground classes of one whole case (a class absent from both counts 100)."""
+    scores = []
+    for c in range(1, classes):
+        p, t = prediction == c, truth == c
+        total = p.sum() + t.sum()
+        scores.append(1.0 if total == 0 else 2.0 * np.logical_and(p, t).sum() / total)
+    return 100.0 * float(np.mean(scores))
+
+
 def prediction_figure(image: str | os.PathLike, label: str | os.PathLike, predictions: Dict[str, str],
                       out: str | os.PathLike, cutoff: float = 0.1,
-                      class_names: Optional[Sequence[str]] = None) -> Path:
-    """Image, its low/high parts, the label and each prediction on the axial slice with the most label; a legend
-    names each label colour, and the title names the case and the slice."""
+                      class_names: Optional[Sequence[str]] = None, data_note: str = "") -> Path:
+    """Image, its low/high bands at ``cutoff``, the label and each prediction (with its mean foreground Dice on the
+    whole case) on the axial slice with the most label; a legend names each label colour, and the title names the
+    case, the slice and ``data_note`` (e.g. that the data are phantoms)."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     volume, truth = load_volume(image), load_volume(label)
     index = int(np.argmax(truth.reshape(-1, truth.shape[2]).astype(bool).sum(0)))
     low, high = disentangle(torch.from_numpy(volume)[None], cutoff)
-    panels: List = [("image", volume, None), (f"low ({cutoff})", low[0].numpy(), None),
-                    (f"high ({cutoff})", high[0].numpy(), None), ("label", truth, "labels")]
-    panels += [(f"pred: fusion={name}", load_volume(path), "labels") for name, path in predictions.items()]
+    panels: List = [("image", volume, None), (f"low band (cutoff {cutoff})", low[0].numpy(), None),
+                    (f"high band (cutoff {cutoff})", high[0].numpy(), None), ("label", truth, "labels")]
     classes = max(int(truth.max()) + 1, 2)
+    for name, path in predictions.items():
+        predicted = load_volume(path)
+        panels.append((f"fusion={name}\nDice {_mean_dice(predicted, truth, classes):.1f}%", predicted, "labels"))
     names = list(class_names) if class_names else [f"class {i}" for i in range(classes)]
     colours = plt.get_cmap("tab10")(np.arange(max(classes, len(names))) % 10)
     colours[0] = (0.0, 0.0, 0.0, 1.0)  # background black
@@ -84,7 +97,8 @@ def prediction_figure(image: str | os.PathLike, label: str | os.PathLike, predic
         ax.axis("off")
     fig.legend(handles=[Patch(color=colours[i], label=name) for i, name in enumerate(names)], loc="lower center",
                ncol=len(names), fontsize=9, frameon=False)
-    fig.suptitle(f"{Path(image).name}, axial slice {index} of {truth.shape[2]} (the slice with the most label)",
+    note = f"{data_note}: " if data_note else ""
+    fig.suptitle(f"{note}{Path(image).name}, axial slice {index} of {truth.shape[2]} (the slice with the most label)",
                  fontsize=10)
     return save_figure(fig, out)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -58,10 +59,21 @@ def bundle_default(bundle_dir: str | os.PathLike, key: str, overrides: Optional[
 
 def run_bundle(bundle_dir: str | os.PathLike, configs: Sequence[str], run_id: str = "run",
                logging_file: str | None = None, **overrides: Any) -> None:
-    """``python -m monai.bundle run <run_id> --config_file [...] --<key> <value>`` in this process."""
+    """``python -m monai.bundle run <run_id> --config_file [...] --<key> <value>`` in this process.
+
+    With :data:`QUIET_LOGGING` as ``logging_file`` nothing below a warning is logged during the run: MONAI's
+    input summary and its ``StatsHandler`` log through loggers of their own that a logging file's root level
+    does not reach, so INFO is switched off (``logging.disable``) for the run and back on after it."""
     from monai.bundle import run
 
     files = bundle_configs(bundle_dir, *configs)
     meta = bundle_configs(bundle_dir, "metadata")[0]
+    quiet = logging_file is not None and Path(logging_file).read_text() == QUIET_LOGGING
     logging_file = logging_file or str(Path(bundle_dir).resolve() / "configs" / "logging.conf")
-    run(run_id=run_id, config_file=files, meta_file=meta, logging_file=logging_file, **overrides)
+    if quiet:
+        logging.disable(logging.INFO)
+    try:
+        run(run_id=run_id, config_file=files, meta_file=meta, logging_file=logging_file, **overrides)
+    finally:
+        if quiet:
+            logging.disable(logging.NOTSET)

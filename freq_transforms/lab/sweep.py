@@ -280,14 +280,17 @@ SUMMARY_NOTE = ("\nval Dice: the best validation Dice of each run's model select
                 "a class; n/a: records from before per-class Dice was kept).\n")
 
 
+SUMMARY_HEADER = ("| task | n (%) | FD | arch | seeds | val Dice (%) | Dice (%) [95% CI] | HD95 (mm) [95% CI] | "
+                  "worst class (%) | FD - none, Dice [95% CI] |")
+
+
 def summary_table(records: List[Dict[str, Any]], task: str) -> Tuple[List[Dict[str, Any]], str]:
     """Rows (one per n_train x fusion x arch, seeds and folds pooled) and their Markdown table, with FD - none
     paired over the same cases and seeds: the one report of the sweep, ``export`` and the demo."""
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for record in records:
         groups.setdefault((record["n_train"], record["fusion"], _arch_of(record)), []).append(record)
-    rows, lines = [], ["| task | n (%) | FD | arch | seeds | val Dice (%) | Dice (%) [95% CI] | HD95 (mm) [95% CI] | "
-                       "worst class (%) | FD - none, Dice [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows, lines = [], [SUMMARY_HEADER, "|---|---|---|---|---|---|---|---|---|---|"]
     order = {"none": 0, "early": 1, "late": 2}
     layout_order = {"-": 0, "v2": 1, "paper": 2}
     for key in sorted(groups, key=lambda k: (math.inf if k[0] is None else k[0], layout_order.get(k[2], 3),
