@@ -387,3 +387,49 @@ def test_gradient_with_respect_to_the_input(arch, fusion):
     x = torch.rand(1, 1, 16, 16, 12, requires_grad=True)
     net(x)[:, 1].sum().backward()
     assert x.grad is not None and x.grad.shape == x.shape and x.grad.abs().sum() > 0
+
+
+DS_KW = {"kernel_size": (3, 3, 3, 3), "strides": (1, 2, 2, 2), "upsample_kernel_size": (2, 2, 2),
+         "filters": (8, 16, 32, 64), "deep_supervision": True, "deep_supr_num": 2}
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_deep_supervision_heads_pass_through_and_train_with_monai_loss(fusion):
+    """DynUNet with deep supervision stacks its heads as (B, heads, C, ...): FD pads and crops the spatial axes
+    (not the head axis) and late v2 corrects every head, so MONAI's DeepSupervisionLoss trains it. Before, the
+    crop cut the wrong axes and late fusion raised."""
+    from monai.losses import DeepSupervisionLoss, DiceCELoss
+
+    x, y = torch.rand(2, 1, 33, 29, 21), torch.randint(0, 2, (2, 1, 33, 29, 21))
+    torch.manual_seed(0)
+    net = FrequencyDisentangledNet("DynUNet", 1, 2, fusion=fusion, backbone_kwargs=DS_KW).train()
+    out = net(x)
+    assert out.shape == (2, 3, 2, 33, 29, 21)
+    DeepSupervisionLoss(DiceCELoss(to_onehot_y=True, softmax=True))(list(torch.unbind(out, 1)), y).backward()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    if fusion == "early":  # still starts as the plain network, head for head
+        torch.manual_seed(0)
+        plain = FrequencyDisentangledNet("DynUNet", 1, 2, fusion="none", backbone_kwargs=DS_KW).train()
+        torch.testing.assert_close(out, plain(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_a_list_of_heads_keeps_its_form(fusion):
+    net = FrequencyDisentangledNet("BasicUNetPlusPlus", 1, 2, fusion=fusion,
+                                   backbone_kwargs={"features": (4, 4, 8, 8, 16, 4), "deep_supervision": True})
+    out = net(torch.rand(1, 1, 33, 29, 21))
+    assert isinstance(out, list) and [o.shape for o in out] == [(1, 2, 33, 29, 21)] * 4
+
+
+def test_segresnetds_divisor_comes_from_the_network():
+    net = FrequencyDisentangledNet("SegResNetDS", 1, 2, backbone_kwargs={"init_filters": 8, "blocks_down": (1, 1, 1, 1)})
+    assert net.divisor == [int(f) for f in net.backbone.shape_factor()] == [8, 8, 8]
+    assert net(torch.rand(1, 1, 33, 47, 29)).shape == (1, 2, 33, 47, 29)
+
+
+def test_early_fusion_refuses_a_network_that_adds_its_input_itself():
+    """VNet adds its input to its first features (no conv between): split convs cannot start as it."""
+    with pytest.raises(ValueError, match="cannot start as VNet: it reads its input other than through convs"):
+        FrequencyDisentangledNet("VNet", 1, 2, fusion="early")
+    assert FrequencyDisentangledNet("VNet", 1, 2, fusion="late")(torch.rand(1, 1, 33, 32, 17)).shape == (1, 2, 33, 32, 17)

@@ -3,6 +3,7 @@
 - :mod:`.backbones`: backbone surgery (build, divisor, probe, split input convs, pad and crop);
 - :mod:`.low_frequency_correction`: the late v2 head;
 - :mod:`.paper_layout`: the released code's layers (``arch="paper"``);
+- :mod:`.recipe_carrier`: checks, keeps and writes back the weights' record (state_dict, load_state_dict);
 - :mod:`.fd_net`: :class:`FrequencyDisentangledNet`, the wrapper.
 
 The split itself is :class:`freq_transforms.frequency_split.FrequencySplit`.

@@ -13,8 +13,8 @@ from monai.networks import nets
 from monai.networks.utils import eval_mode
 from torch import nn
 
-__all__ = ["BACKBONE_DEFAULTS", "Backbone", "build_backbone", "backbone_divisor", "probe", "input_convs",
-           "split_input_convs", "pad_to_divisor", "crop_to"]
+__all__ = ["BACKBONE_DEFAULTS", "Backbone", "build_backbone", "backbone_divisor", "first_tensor", "probe",
+           "input_convs", "split_input_convs", "pad_to_divisor", "crop_to", "crop_each"]
 
 # Small-data defaults per backbone name; any keyword given in ``backbone_kwargs`` overrides them.
 BACKBONE_DEFAULTS: Dict[str, Dict[str, Any]] = {
@@ -64,8 +64,10 @@ def backbone_divisor(net: nn.Module, spatial_dims: int) -> List[int]:
         return _stride_product(net.strides, spatial_dims)
     if isinstance(net, nets.SegResNet):
         return [2 ** (len(net.blocks_down) - 1)] * spatial_dims
-    if isinstance(net, nets.BasicUNet):
+    if isinstance(net, (nets.BasicUNet, nets.BasicUNetPlusPlus, nets.VNet)):
         return [16] * spatial_dims
+    if isinstance(net, nets.FlexibleUNet):
+        return [32] * spatial_dims
     if isinstance(net, nets.SwinUNETR):
         return [32] * spatial_dims
     return [1] * spatial_dims
@@ -78,16 +80,23 @@ def _probe_sizes(divisor: Sequence[int], spatial_dims: int,
     return sizes + [[n] * spatial_dims for n in (32, 64, 96, 128)]
 
 
+def first_tensor(output: Any) -> torch.Tensor:
+    """The main output of a network: the tensor itself, or the first of a list of deep-supervision heads."""
+    return output if isinstance(output, torch.Tensor) else first_tensor(output[0])
+
+
 def probe(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence[int],
-          before_each: Optional[Callable[[], None]] = None, size: Optional[Sequence[int]] = None) -> torch.Tensor:
-    """``net``'s output for a zero input, in eval mode without gradients: at ``size`` when given (a bundle's own
-    input size), else the smallest size it takes (twice its divisor, at least 16, else 32, 64, 96 or 128 per
-    axis). Any exception means "not this size". The input of the current attempt is ``probe.last_input``;
-    ``before_each`` is called before every attempt."""
+          before_each: Optional[Callable[[], None]] = None, size: Optional[Sequence[int]] = None) -> Any:
+    """``net``'s output for a random input (its own generator: the global random state is left as it was), in
+    eval mode without gradients: at ``size`` when given (a bundle's own input size), else the smallest size it
+    takes (twice its divisor, at least 16, else 32, 64, 96 or 128 per axis). Any exception means "not this
+    size". The input of the current attempt is ``probe.last_input``; ``before_each`` is called before every
+    attempt."""
     error: Optional[Exception] = None
+    generator = torch.Generator().manual_seed(0)
     with eval_mode(net):
         for shape in _probe_sizes(divisor, spatial_dims, size):
-            x = torch.zeros(1, in_channels, *shape)
+            x = torch.rand(1, in_channels, *shape, generator=generator)
             probe.last_input = x  # type: ignore[attr-defined]
             if before_each is not None:
                 before_each()
@@ -99,7 +108,8 @@ def probe(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence
                      f"axis ({type(error).__name__}: {error})")
 
 
-def input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence[int]) -> List[str]:
+def input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence[int],
+                size: Optional[Sequence[int]] = None) -> List[str]:
     """Names of the convs that read the network's input tensor itself (found by one small forward pass).
 
     For MONAI's UNet these are the first residual unit's conv and its residual conv; for SegResNet
@@ -116,25 +126,51 @@ def input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Se
                     found.append(name)
             hooks.append(module.register_forward_pre_hook(hook))
     try:
-        probe(net, in_channels, spatial_dims, divisor, before_each=found.clear)
+        probe(net, in_channels, spatial_dims, divisor, before_each=found.clear, size=size)
     finally:
         for handle in hooks:
             handle.remove()
     return sorted(set(found))
 
 
-def split_input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence[int]) -> List[str]:
+def _outputs(output: Any) -> List[torch.Tensor]:
+    return [output] if isinstance(output, torch.Tensor) else [t for o in output for t in _outputs(o)]
+
+
+def _check_starts_as(net: nn.Module, x: torch.Tensor, reference: Any) -> None:
+    """Raise ``ValueError`` unless the split ``net`` computes ``reference`` (its output before the split) from
+    ``[x, 0]``: something other than the split convs reads the input (a residual of the input itself)."""
+    name = type(net).__name__
+    try:
+        with eval_mode(net):
+            split = net(torch.cat([x, torch.zeros_like(x)], dim=1))
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"early fusion (arch='v2') cannot start as {name}: it reads its input other than through "
+                         f"convs ({type(err).__name__}); use fusion='late'") from None
+    pairs = list(zip(_outputs(reference), _outputs(split)))
+    if not pairs or any(a.shape != b.shape or not torch.allclose(a, b, atol=1e-4, rtol=1e-4) for a, b in pairs):
+        raise ValueError(f"early fusion (arch='v2') cannot start as {name}: it reads its input other than through "
+                         "convs; use fusion='late'")
+
+
+def split_input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence[int],
+                      size: Optional[Sequence[int]] = None) -> List[str]:
     """Let ``net`` take the stacked bands (``2 * in_channels`` channels: all low, then all high) where it took the
     image.
 
     Each conv that reads the input gets a second copy of its input weights, so at initialisation
     ``conv([low, high]) == conv(low + high) == conv(image)``: the network computes exactly what the
-    plain backbone computes, and training can then weigh the two bands apart. Returns the conv names.
+    plain backbone computes, and training can then weigh the two bands apart. This is checked on a probe input
+    (``size``, or the smallest size the network takes); a network that reads its input otherwise, or whose input
+    convs cannot be found (one that pads before its first conv), stops with one line. Returns the conv names.
     """
-    names = input_convs(net, in_channels, spatial_dims, divisor)
+    names = input_convs(net, in_channels, spatial_dims, divisor, size)
     if not names:
-        raise ValueError(f"early fusion (arch='v2') found no conv reading the input of {type(net).__name__}; "
-                         "use arch='paper' for this backbone")
+        raise ValueError(f"early fusion (arch='v2') found no conv reading the input of {type(net).__name__} (it "
+                         "changes the input before its first conv); use fusion='late' or arch='paper'")
+    x = probe.last_input  # type: ignore[attr-defined]
+    with eval_mode(net):
+        reference = net(x)
     modules = dict(net.named_modules())
     for name in names:
         conv = modules[name]
@@ -145,6 +181,7 @@ def split_input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divis
         conv.in_channels = 2 * in_channels
     if isinstance(getattr(net, "in_channels", None), int):
         net.in_channels = 2 * in_channels
+    _check_starts_as(net, x, reference)
     return names
 
 
@@ -158,7 +195,16 @@ def pad_to_divisor(x: torch.Tensor, divisor: List[int]) -> torch.Tensor:
 
 def crop_to(out: torch.Tensor, sizes: List[int]) -> torch.Tensor:
     """``out`` cut to ``sizes`` on its last (spatial) axes, whatever stands before them (deep-supervision heads
-    stacked by DynUNet too)."""
+    stacked by DynUNet too). Heads at a coarser resolution are cut in proportion."""
     if len(sizes) == 3:
         return out[..., : sizes[0], : sizes[1], : sizes[2]]
     return out[..., : sizes[0], : sizes[1]]
+
+
+def crop_each(outputs: Any, padded: List[int], sizes: List[int]) -> Any:
+    """:func:`crop_to` for every head of a list or tuple of deep-supervision outputs (the padded input was
+    ``padded``; a head at a coarser resolution is cut to the same fraction)."""
+    if isinstance(outputs, torch.Tensor):
+        shape = list(outputs.shape[-len(sizes):])
+        return crop_to(outputs, [-(-s * h // p) for s, h, p in zip(sizes, shape, padded)])
+    return type(outputs)(crop_each(o, padded, sizes) for o in outputs)

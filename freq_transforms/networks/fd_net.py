@@ -21,21 +21,19 @@ fuses conv(low) with the backbone's output on conv(high) and a head gives the lo
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 
-from ..checkpoint import describe_mismatch
-from ..errors import WeightsMismatchError
-from ..frequency_split import FrequencySplit
-from ..recipe import RECORD_KEY, as_json_values, recorded_settings
-from .backbones import Backbone, backbone_divisor, build_backbone, crop_to, pad_to_divisor, split_input_convs
-from .low_frequency_correction import LowFrequencyCorrection, NoCorrection
 from ..fd_options import check_choices, check_onnx_exportable
+from ..frequency_split import FrequencySplit
+from .backbones import (Backbone, backbone_divisor, build_backbone, crop_each, crop_to, pad_to_divisor,
+                        split_input_convs)
+from .low_frequency_correction import LowFrequencyCorrection, NoCorrection
 from .paper_layout import FrequencyBranches, NoBranches, fuse_bands, late_fusion_head
+from .recipe_carrier import RecipeCarrier
 
 __all__ = ["FrequencyDisentangledNet"]
 
@@ -61,7 +59,7 @@ def make_backbone(backbone: Backbone, spatial_dims: int, in_channels: int, out_c
     raise TypeError(f"backbone must be a MONAI network name, a module or a factory, got {type(backbone).__name__}")
 
 
-class FrequencyDisentangledNet(nn.Module):
+class FrequencyDisentangledNet(RecipeCarrier):
     """Frequency-disentangled (FD) segmentation around any MONAI backbone (layouts: this module's docstring).
 
     Args:
@@ -126,29 +124,6 @@ class FrequencyDisentangledNet(nn.Module):
         """The constructor arguments that fix the parameter layout (a copy)."""
         return dict(self._config)
 
-    @torch.jit.unused
-    def state_dict(self, *args: Any, **kwargs: Any) -> Dict[str, Any]:
-        """``nn.Module.state_dict`` with the settings that built the network, and the recipe of the weights, in its
-        metadata, whoever saves it (a re-save keeps the record)."""
-        state = super().state_dict(*args, **kwargs)
-        if not args and not kwargs.get("prefix"):
-            record = {**json.loads(self.recipe_json or "{}"), **as_json_values(self.config)}
-            state._metadata.setdefault("", {})[RECORD_KEY] = record
-        return state
-
-    @torch.jit.unused
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
-        """``nn.Module.load_state_dict``; with ``strict``, weights trained with other settings that matter stop with
-        one line naming the constructor keywords and the bundle overrides, whoever loads them (``monai.bundle
-        ckpt_export``, MONAI Label). The file's recipe is kept in ``recipe_json``."""
-        if strict:
-            problem = describe_mismatch(self, state_dict, style="python")
-            if problem is not None:
-                raise WeightsMismatchError(f"the weights do not fit this network: {problem}")
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self.recipe_json = json.dumps(recorded_settings(state_dict) or {})
-        return result
-
     def _run_backbone(self, x: torch.Tensor) -> torch.Tensor:
         sizes = list(x.shape[2:])
         if all(size % div == 0 for size, div in zip(sizes, self.divisor)):
@@ -156,7 +131,11 @@ class FrequencyDisentangledNet(nn.Module):
         if not self.pad_to_divisible:
             raise ValueError(f"input spatial size {sizes} must be divisible by {self.divisor} for this backbone "
                              "(or construct with pad_to_divisible=True)")
-        return crop_to(self.backbone(pad_to_divisor(x, self.divisor)), sizes)
+        padded = pad_to_divisor(x, self.divisor)
+        out = self.backbone(padded)
+        if isinstance(out, torch.Tensor):
+            return crop_to(out, sizes)
+        return crop_each(out, list(padded.shape[2:]), sizes)  # deep-supervision heads as a list (eager only)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
@@ -171,11 +150,19 @@ class FrequencyDisentangledNet(nn.Module):
             return self._run_backbone(self.split.stacked(x))
         low, high = self.split(x)
         if self.v2:
-            return self.correction(low, self._run_backbone(high))
+            logits = self._run_backbone(high)
+            if isinstance(logits, torch.Tensor):
+                return self.correction(low, logits)
+            return self._correct_each(low, logits)
         low_features, high_features = self.branches(low, high)
         if self.fusion == "early":
             return self._run_backbone(self._fuse(low_features, high_features))
         return self.head(self._fuse(low_features, self._run_backbone(high_features)))
+
+    @torch.jit.unused
+    def _correct_each(self, low: torch.Tensor, heads: Any) -> Any:
+        """Late v2 on each head of a list of deep-supervision outputs."""
+        return type(heads)(self.correction(low, head) for head in heads)
 
     def _fuse(self, low: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         if self.fuse_op == "spectral":

@@ -25,7 +25,8 @@ class LowFrequencyCorrection(nn.Module):
     initialisation the correction is exactly zero, so a late-fusion network starts as its backbone.
 
     ``forward(low, logits)``: ``low`` ``(B, in_channels, *spatial)``, ``logits`` ``(B, classes, *spatial)``
-    -> corrected logits of the shape of ``logits``.
+    (or deep-supervision heads stacked as ``(B, heads, classes, *spatial)``, each corrected) -> corrected logits
+    of the shape of ``logits``.
 
     Args:
         spatial_dims: 2 or 3.
@@ -76,6 +77,14 @@ class LowFrequencyCorrection(nn.Module):
         return F.interpolate(x, size=size, mode=self.mode, align_corners=False)
 
     def forward(self, low: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        if logits.dim() == self.spatial_dims + 3:  # deep-supervision heads stacked as (B, heads, classes, ...)
+            heads = logits.shape[1]
+            flat = logits.reshape([logits.shape[0] * heads] + list(logits.shape[2:]))
+            return self.correct(low.repeat_interleave(heads, dim=0), flat).reshape(logits.shape)
+        return self.correct(low, logits)
+
+    def correct(self, low: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` ``(B, classes, *spatial)`` plus the correction computed from ``low``."""
         probabilities = torch.softmax(self.pool(logits), dim=1)
         samples = self.resample(low.to(logits.dtype), list(probabilities.shape[2:]))
         correction = self.out(self.body(torch.cat([samples, probabilities], dim=1)))
