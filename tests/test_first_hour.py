@@ -128,8 +128,8 @@ def test_help_does_not_import_torch():
      "error: sweep has no option --epoch (did you mean --epochs?)"),
     (["split", "{tmp}/data", "--list_cases", "sometimes"], "error: --list_cases must be true or false, got 'sometimes'"),
     (["spilt", "{tmp}/data"], "error: unknown command 'spilt' (did you mean split?); commands: demo, phantoms, "
-                              "split, figure, curve, sweep, export, compare, bench, contrast, overlay, release, "
-                              "bundles build"),
+                              "split, figure, curve, sweep, export, compare, bench, contrast, overlay, recipe, "
+                              "release, bundles build"),
 ])
 def test_a_mistyped_option_stops_before_anything_runs(argv, line, tmp_path):
     write_phantom_dataset("hippocampus", tmp_path / "data", n=4, seed=0, shape=[16, 16, 12], progress=False)
@@ -161,6 +161,25 @@ def test_a_boolean_option_means_what_it_says(argv, listed, tmp_path, capsys):
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=6, seed=0, shape=[16, 16, 12], progress=False)
     cli.main(["split", str(data), "--split_ratio", "4,1,1", *argv])
     assert any(line.startswith("  ") for line in capsys.readouterr().out.splitlines()) == listed
+
+
+def test_a_positional_boolean_means_what_it_says(tmp_path, capsys):
+    """split's ninth parameter is list_cases: given positionally as 'false' it reached fire as the string (true)."""
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=6, seed=0, shape=[16, 16, 12], progress=False)
+    for word, listed in (("false", False), ("True", True)):
+        cli.main(["split", str(data), "4,1,1", "0", "0", "None", "None", "None", "0", word])
+        assert any(line.startswith("  ") for line in capsys.readouterr().out.splitlines()) == listed
+
+
+@pytest.mark.parametrize("argv,line", [
+    (["--list_cases="], "error: --list_cases must be true or false, got ''"),
+    (["--list_cases", "maybe"], "error: --list_cases must be true or false, got 'maybe'"),
+])
+def test_an_empty_or_bad_boolean_stops_in_one_line(argv, line, tmp_path, capsys):
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=6, seed=0, shape=[16, 16, 12], progress=False)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["split", str(data), *argv])
+    assert stop.value.code == 2 and capsys.readouterr().err.strip().splitlines() == [line]
 
 
 def test_readme_shows_the_demo_table_as_the_demo_prints_it():
