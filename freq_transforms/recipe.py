@@ -107,13 +107,22 @@ def read_recipe(path: str | os.PathLike) -> Optional[Dict[str, Any]]:
         raise FileNotFoundError(f"{path} does not exist")
     if path.suffix == ".onnx":
         return _onnx_recipe(path)
-    if zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()):
+    if _is_torchscript(path):
         return _torchscript_recipe(path)
     return recorded_settings(read_state_dict(path))
 
 
+def _zip_names(path: Path) -> list:
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
+
+
+def _is_torchscript(path: Path) -> bool:
+    return zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") for n in _zip_names(path))
+
+
 def _torchscript_extra_files(path: Path) -> Dict[str, Any]:
-    names = [n.split("/extra/", 1)[1] for n in zipfile.ZipFile(path).namelist() if "/extra/" in n]
+    names = [n.split("/extra/", 1)[1] for n in _zip_names(path) if "/extra/" in n]
     extra: Dict[str, Any] = {name: "" for name in names}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     return {"module": module, "extra": extra}

@@ -195,7 +195,7 @@ def pad_to_divisor(x: torch.Tensor, divisor: List[int]) -> torch.Tensor:
 
 def crop_to(out: torch.Tensor, sizes: List[int]) -> torch.Tensor:
     """``out`` cut to ``sizes`` on its last (spatial) axes, whatever stands before them (deep-supervision heads
-    stacked by DynUNet too). Heads at a coarser resolution are cut in proportion."""
+    stacked by DynUNet too)."""
     if len(sizes) == 3:
         return out[..., : sizes[0], : sizes[1], : sizes[2]]
     return out[..., : sizes[0], : sizes[1]]
