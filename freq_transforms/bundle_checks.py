@@ -9,6 +9,7 @@ instead of monai.bundle's wrapped traceback (:func:`one_line_errors`).
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, Mapping, Optional, Sequence
 
@@ -258,4 +259,23 @@ def one_line_errors() -> None:
     sys.excepthook = hook
 
 
+def _log_without_traceback() -> None:
+    """Drop the traceback from log records of such an error: MONAI's ``StatsHandler`` logs every exception that
+    ends a run with ``logger.exception`` (a traceback on stdout) before the error reaches the excepthook. Other
+    records are untouched."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "freq_transforms_one_line", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.exc_info and record.exc_info[1] is not None and _input_error(record.exc_info[1]) is not None:
+            record.exc_info, record.exc_text = None, None
+        return record
+
+    factory.freq_transforms_one_line = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 one_line_errors()
+_log_without_traceback()

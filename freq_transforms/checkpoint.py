@@ -84,6 +84,16 @@ class Mismatch:
             line += " (or " + "; ".join(self._overrides(m) for m in self.alternatives) + ": the weights fit these too)"
         return line
 
+    def for_overlay(self) -> str:
+        """One line ending with the overrides of an overlaid zoo bundle, whose FD settings sit under
+        ``network_def`` (``pass --network_def#fusion late``), or the overlay command that rewrites them."""
+        if self.reason:
+            return self.reason
+        overrides = " ".join(f"--network_def#{k} {_flag_value(v)}" for k, v in self.trained.items())
+        options = " ".join(f"--{k} {_flag_value(v)}" for k, v in self.trained.items())
+        return (f"it was trained with {self._said('the overlay says')}: pass {overrides}, or re-run python -m "
+                f"freq_transforms overlay <bundle_root> {options} --force")
+
     def for_python(self) -> str:
         """One line ending with the constructor keywords (``FrequencyDisentangledNet(..., fusion='late')``)."""
         if self.reason:
@@ -150,11 +160,13 @@ def find_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any]) -> Op
 
 
 def describe_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any], style: str = "bundle") -> Optional[str]:
-    """:func:`find_mismatch` as one line, worded for a bundle (``style="bundle"``: overrides) or for Python
+    """:func:`find_mismatch` as one line, worded for a bundle (``style="bundle"``: overrides), an overlaid zoo bundle (``"overlay"``) or for Python
     (``"python"``: constructor keywords)."""
     problem = find_mismatch(network, state_dict)
     if problem is None:
         return None
+    if style == "overlay":
+        return problem.for_overlay()
     return problem.for_python() if style == "python" else problem.for_bundle()
 
 

@@ -244,8 +244,11 @@ def contrast(task: str = "red_nucleus", n: int = 6) -> Dict[str, float]:
 
 
 def overlay(bundle_root: str, fusion: str = "early", arch: str = "v2", cutoff: float = 0.1, mask: str = "box",
-            features: int = 8, fuse: str = "concat") -> str:
+            features: int = 8, fuse: str = "concat", force: bool = False) -> str:
     """Put FD on a model-zoo segmentation bundle: write <bundle_root>/configs/fd_overlay.json, print how to run it.
+
+    The overlaid network is built and run once at the bundle's own input size first; a network FD cannot wrap
+    stops with one line saying why, and nothing is written.
 
     Args:
         bundle_root: the bundle folder (configs/train.json or train.yaml with a network_def).
@@ -255,10 +258,11 @@ def overlay(bundle_root: str, fusion: str = "early", arch: str = "v2", cutoff: f
         mask: low-pass mask: box, ball or gaussian.
         features: width of late v2's low-band head, or of the paper layout's branch convs.
         fuse: paper layout only: concat, add or spectral.
+        force: overwrite an overlay of other settings that sits beside trained weights in models/.
     """
     from .overlay import OVERLAY_FILE, write_overlay
 
-    commands = write_overlay(bundle_root, fusion, arch, float(cutoff), mask, int(features), fuse)
+    commands = write_overlay(bundle_root, fusion, arch, float(cutoff), mask, int(features), fuse, force)
     lines = [f"wrote {Path(bundle_root) / OVERLAY_FILE}; from {bundle_root}:"]
     lines += [f"  {name}: {command}" for name, command in commands.items()]
     lines.append(f"without FD: the same commands without {OVERLAY_FILE}, with another bundle_root to compare")

@@ -21,18 +21,21 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from monai.networks.utils import eval_mode
+
 from . import bundle_checks  # noqa: F401  (one-line errors for monai.bundle runs that load the overlay)
+from .atomic import atomic_write_text
+from .bundle_input_size import bundle_input_sizes
 from .checkpoint import describe_mismatch
 from .errors import DataError, WeightsMismatchError
 from .networks import FrequencyDisentangledNet
-from .networks.backbones import backbone_divisor, probe
+from .networks.backbones import backbone_divisor, first_tensor, probe
+from .overlay_commands import OVERLAY_FILE, bundle_config, config_files, config_group, overlay_commands
 from .recipe import recorded_settings
 
 __all__ = ["OVERLAY_FILE", "OverlayError", "FrequencyOverlay", "first_layer", "first_conv", "overlay_config",
            "bundle_networks", "write_overlay"]
 
-OVERLAY_FILE = "configs/fd_overlay.json"
-CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 CONV_TYPES = (nn.Conv2d, nn.Conv3d)
 
 
@@ -76,6 +79,8 @@ class FrequencyOverlay(FrequencyDisentangledNet):
         fusion, arch, cutoff, mask, features, fuse, centered, learnable_cutoff: as for
             :class:`FrequencyDisentangledNet`.
         overlay_file: the overlay config, named in errors.
+        probe_size: the bundle's input size (``roi_size``), where the network is probed; default: the smallest
+            size it takes.
 
     Example::
 
@@ -86,18 +91,20 @@ class FrequencyOverlay(FrequencyDisentangledNet):
 
     def __init__(self, backbone_factory: Callable[..., nn.Module], fusion: str = "early", arch: str = "v2",
                  cutoff: float = 0.1, mask: str = "box", features: int = 8, fuse: str = "concat",
-                 centered: bool = True, learnable_cutoff: bool = False, overlay_file: str = OVERLAY_FILE) -> None:
+                 centered: bool = True, learnable_cutoff: bool = False, overlay_file: str = OVERLAY_FILE,
+                 probe_size: Optional[Sequence[int]] = None) -> None:
         network = backbone_factory()
         layer = first_conv(network)
         spatial_dims = 3 if isinstance(layer, nn.Conv3d) else 2
         in_channels = int(layer.in_channels)
-        out_channels = int(probe(network, in_channels, spatial_dims, backbone_divisor(network, spatial_dims)).shape[1])
+        divisor = backbone_divisor(network, spatial_dims)
+        out_channels = int(first_tensor(probe(network, in_channels, spatial_dims, divisor, size=probe_size)).shape[1])
         backbone: Any = network
         if arch == "paper" and fusion != "none":
             backbone = _rebuilding_factory(backbone_factory)
         super().__init__(backbone, in_channels, out_channels, fusion=fusion, cutoff=cutoff, mask=mask,
                          features=features, fuse=fuse, learnable_cutoff=learnable_cutoff, spatial_dims=spatial_dims,
-                         centered=centered, arch=arch)
+                         centered=centered, arch=arch, probe_size=probe_size)
         self.overlay_file = overlay_file
         self._config["overlay"] = overlay_file
 
@@ -110,10 +117,9 @@ class FrequencyOverlay(FrequencyDisentangledNet):
                 raise WeightsMismatchError(
                     f"these are weights of the bundle's own network, not of its FD overlay {self.overlay_file}: "
                     f"load them without {self.overlay_file} in --config_file, or train with it first")
-            problem = describe_mismatch(self, state_dict, style="bundle")
+            problem = describe_mismatch(self, state_dict, style="overlay")
             if problem is not None:
-                raise WeightsMismatchError(f"the weights do not fit the FD overlay {self.overlay_file}: {problem} "
-                                           f"(or edit {self.overlay_file})")
+                raise WeightsMismatchError(f"the weights do not fit the FD overlay {self.overlay_file}: {problem}")
         result = nn.Module.load_state_dict(self, state_dict, strict=strict, assign=assign)
         self.recipe_json = json.dumps(recorded_settings(state_dict) or {})
         return result
@@ -127,15 +133,6 @@ def _rebuilding_factory(factory: Callable[..., nn.Module]) -> Callable[[int, int
             raise OverlayError(f"arch='paper' rebuilds network_def with in_channels/out_channels, which it does not "
                                f"take ({err}); use arch='v2'") from None
     return build
-
-
-def bundle_config(bundle_root: Path, name: str) -> Optional[Path]:
-    """``configs/<name>.json``, ``.yaml`` or ``.yml`` of a bundle, if there is one."""
-    for suffix in CONFIG_SUFFIXES:
-        path = bundle_root / "configs" / f"{name}{suffix}"
-        if path.is_file():
-            return path
-    return None
 
 
 def _network_def(train_config: Path) -> Dict[str, Any]:
@@ -163,67 +160,111 @@ def _uses_network_def(config_file: Path) -> bool:
     return "network" not in config or "@network_def" in json.dumps(config["network"])
 
 
-def _build_bundle_network(bundle_root: Path, configs: List[Path]) -> nn.Module:
-    """The bundle's own network, built from its configs as monai.bundle would (its ``scripts/`` importable)."""
+def _parser(bundle_root: Path, configs: List[Path], overlay: Optional[Dict[str, Any]] = None) -> Any:
+    """A ConfigParser of ``configs`` (and the overlay, in memory) as monai.bundle would read them."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config([str(c) for c in configs])
     parser["bundle_root"] = str(bundle_root)
+    if overlay is not None:
+        parser.update(overlay)
     if str(bundle_root) not in sys.path:
         sys.path.insert(0, str(bundle_root))
+    return parser
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost exception (monai.bundle wraps a constructor's error in 'Failed to instantiate ...')."""
+    while error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__):
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return error
+
+
+def _one_line(error: BaseException) -> str:
+    cause = _root_cause(error)
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
+def _build_bundle_network(bundle_root: Path, configs: List[Path]) -> nn.Module:
+    """The bundle's own network, built from its configs as monai.bundle would (its ``scripts/`` importable)."""
     try:
-        network = parser.get_parsed_content("network_def", instantiate=True)
+        network = _parser(bundle_root, configs).get_parsed_content("network_def", instantiate=True)
     except Exception as err:
-        raise OverlayError(f"network_def of {configs[0]} could not be built ({type(err).__name__}: {err})") from None
+        raise OverlayError(f"network_def of {configs[0]} could not be built ({_one_line(err)})") from None
     if not isinstance(network, nn.Module):
         raise OverlayError(f"network_def of {configs[0]} builds a {type(network).__name__}, not a torch module")
     return network
 
 
-def _defines_network(config: Path) -> bool:
-    from monai.bundle import ConfigParser
-
+def _runs_at(network: nn.Module, in_channels: int, size: Sequence[int]) -> bool:
     try:
-        return "network_def" in ConfigParser.load_config_file(str(config))
-    except Exception:  # an unreadable config is reported when it runs
+        with eval_mode(network):
+            first_tensor(network(torch.rand(1, in_channels, *size)))
+        return True
+    except Exception:  # noqa: BLE001  (networks refuse sizes with RuntimeError, ValueError, AssertionError, ...)
         return False
 
 
-def _commands(bundle_root: Path, train: Path) -> Dict[str, str]:
-    """The command lines a user runs from the bundle root, for the configs this bundle has. A config without its
-    own ``network_def`` (``evaluate.json``, ``multi_gpu_train.json``) runs on top of the train config, as the zoo
-    documents; one with it (``test.yaml``, ``inference.json``) runs alone; the overlay comes last."""
-    def files(*paths: Path) -> str:
-        names = [p.relative_to(bundle_root).as_posix() for p in paths] + [OVERLAY_FILE]
-        return "\"['" + "','".join(names) + "']\""
+def _input_size(bundle_root: Path, train: Path, network: nn.Module) -> List[int]:
+    """The bundle's own input size (its configs' ``roi_size``, patch or crop size) where its network runs; else
+    the smallest size it takes; else one line saying it ran on none."""
+    layer = first_conv(network)
+    spatial_dims, in_channels = (3 if isinstance(layer, nn.Conv3d) else 2), int(layer.in_channels)
+    groups = [config_group(bundle_root, train, c) for c in [train] + config_files(bundle_root)]
+    sizes = bundle_input_sizes(bundle_root, groups, spatial_dims)
+    for size in sizes:
+        if _runs_at(network, in_channels, size):
+            return size
+    try:
+        probe(network, in_channels, spatial_dims, backbone_divisor(network, spatial_dims))
+    except ValueError as err:
+        raise OverlayError(f"the network of {train} ran on none of its configs' sizes {sizes} ({err})") from None
+    return list(probe.last_input.shape[2:])  # type: ignore[attr-defined]
 
-    def with_train(config: Path) -> List[Path]:
-        return [config] if _defines_network(config) else [train, config]
 
-    meta = bundle_config(bundle_root, "metadata")
-    meta_arg = f" --meta_file {meta.relative_to(bundle_root).as_posix()}" if meta else ""
-    lines = {"train": f"python -m monai.bundle run --config_file {files(train)}{meta_arg}"}
-    for label, names in (("evaluate", ("evaluate", "test")), ("inference", ("inference",))):
-        config = next((c for c in map(lambda n: bundle_config(bundle_root, n), names) if c is not None), None)
-        if config is not None:
-            lines[label] = f"python -m monai.bundle run --config_file {files(*with_train(config))}{meta_arg}"
-    multi = bundle_config(bundle_root, "multi_gpu_train")
-    if multi is not None and _uses_network_def(multi):
-        lines["multi-GPU train"] = ("torchrun --standalone --nnodes=1 --nproc_per_node=<GPUs> -m monai.bundle run "
-                                    f"--config_file {files(*with_train(multi))}{meta_arg}")
-    return lines
+def _check_wraps(bundle_root: Path, train: Path, overlay: Dict[str, Any], size: List[int]) -> None:
+    """Build the overlaid network and run it once at ``size``; any failure is one :class:`OverlayError` line."""
+    fusion = overlay["network_def"]["fusion"]
+    try:
+        torch.manual_seed(0)
+        network = _parser(bundle_root, [train], overlay).get_parsed_content("network_def")
+        with eval_mode(network):
+            output = first_tensor(network(torch.rand(1, network.in_channels, *size)))
+        if list(output.shape[2:]) != list(size):
+            raise ValueError(f"it returned spatial size {list(output.shape[2:])}")
+    except Exception as err:  # noqa: BLE001
+        raise OverlayError(f"FD fusion={fusion!r} cannot wrap the network of {train.name} at its input size "
+                           f"{size}: {_one_line(err)}; nothing written") from None
+
+
+def _check_not_overwriting(bundle_root: Path, overlay: Dict[str, Any], force: bool) -> None:
+    """Refuse to replace an overlay of other settings that sits beside trained weights (they would no longer
+    load), unless ``force``."""
+    path = bundle_root / OVERLAY_FILE
+    weights = sorted(p for suffix in ("*.pt", "*.ts") for p in (bundle_root / "models").glob(suffix))
+    if force or not path.is_file() or not weights:
+        return
+    old = json.loads(path.read_text()).get("network_def", {})
+    changed = {k: (old.get(k), v) for k, v in overlay["network_def"].items() if old.get(k) != v}
+    if changed:
+        said = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        raise OverlayError(f"{path} ({said}) sits beside trained weights {weights[0].relative_to(bundle_root)}, "
+                           "which would no longer load: pass --force to overwrite it, or move models/ away")
 
 
 def overlay_config(network_def: Dict[str, Any], fusion: str = "early", arch: str = "v2", cutoff: float = 0.1,
-                   mask: str = "box", features: int = 8, fuse: str = "concat") -> Dict[str, Any]:
+                   mask: str = "box", features: int = 8, fuse: str = "concat",
+                   probe_size: Optional[Sequence[int]] = None) -> Dict[str, Any]:
     """The overlay's content for a bundle's ``network_def``: that network kept as ``fd_backbone_def`` (callable
-    mode) and a ``network_def`` wrapping it."""
+    mode) and a ``network_def`` wrapping it (checked at ``probe_size``, the bundle's input size)."""
     return {
         "fd_backbone_def": {**network_def, "_mode_": "callable"},
         "network_def": {"_target_": "freq_transforms.overlay.FrequencyOverlay", "backbone_factory": "@fd_backbone_def",
                         "fusion": fusion, "arch": arch, "cutoff": cutoff, "mask": mask, "features": features,
-                        "fuse": fuse, "overlay_file": OVERLAY_FILE},
+                        "fuse": fuse, "overlay_file": OVERLAY_FILE,
+                        "probe_size": None if probe_size is None else list(probe_size)},
     }
 
 
@@ -231,46 +272,45 @@ def bundle_networks(bundle_root: str | Path, fusions: Sequence[str] = ("none", "
                     arch: str = "v2") -> Dict[str, nn.Module]:
     """The bundle's own network (``"none"``) and its overlaid versions, each built with ``seed`` from the
     bundle's train config plus the overlay in memory (nothing is written): what the bench compares."""
-    from monai.bundle import ConfigParser
-
     root = Path(bundle_root).resolve()
-    train = bundle_config(root, "train")
-    if train is None:
-        raise OverlayError(f"{root / 'configs'} has no train.json or train.yaml: is {root} a bundle folder?")
+    train = _train_config(root)
     network_def = _network_def(train)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     networks = {}
     for fusion in fusions:
-        parser = ConfigParser()
-        parser.read_config(str(train))
-        parser["bundle_root"] = str(root)
-        if fusion != "none":
-            parser.update(overlay_config(network_def, fusion, arch))
+        parser = _parser(root, [train], None if fusion == "none" else overlay_config(network_def, fusion, arch))
         torch.manual_seed(seed)
         networks[fusion] = parser.get_parsed_content("network_def")
     return networks
 
 
-def write_overlay(bundle_root: str | Path, fusion: str = "early", arch: str = "v2", cutoff: float = 0.1,
-                  mask: str = "box", features: int = 8, fuse: str = "concat") -> Dict[str, str]:
-    """Check ``bundle_root`` and write its ``configs/fd_overlay.json``; return the command lines to run with it.
-
-    Raises :class:`OverlayError` (one line, nothing written) where the bundle has no train config or
-    ``network_def``, or its network's first layer is not a convolution.
-    """
-    root = Path(bundle_root).resolve()
-    bundle_checks.check_fd_settings(fusion, arch, fuse, mask, cutoff, features)
+def _train_config(root: Path) -> Path:
     train = bundle_config(root, "train")
     if train is None:
         raise OverlayError(f"{root / 'configs'} has no train.json or train.yaml: is {root} a bundle folder?")
+    return train
+
+
+def write_overlay(bundle_root: str | Path, fusion: str = "early", arch: str = "v2", cutoff: float = 0.1,
+                  mask: str = "box", features: int = 8, fuse: str = "concat", force: bool = False) -> Dict[str, str]:
+    """Check that FD wraps ``bundle_root``'s network, write its ``configs/fd_overlay.json`` and return the command
+    line for each of its configs.
+
+    The overlaid network is built for ``fusion`` and run once at the bundle's own input size (its configs'
+    ``roi_size``, patch or crop size, :func:`~freq_transforms.bundle_input_size.bundle_input_sizes`), which the
+    overlay records as ``probe_size``. Anything that stops it (no train config or ``network_def``, a first layer
+    that is not a convolution, a network FD cannot wrap, an overlay of other settings beside trained weights
+    without ``force``) raises :class:`OverlayError`, one line, and nothing is written.
+    """
+    root = Path(bundle_root).resolve()
+    bundle_checks.check_fd_settings(fusion, arch, fuse, mask, cutoff, features)
+    train = _train_config(root)
     network_def = _network_def(train)
     if not _uses_network_def(train):
         raise OverlayError(f"network in {train} does not use network_def (the zoo writes $@network_def.to(@device)): "
                            "an overlay of network_def would change nothing")
-    first_conv(_build_bundle_network(root, [train]))
-    overlay = overlay_config(network_def, fusion, arch, cutoff, mask, features, fuse)
-    from .atomic import atomic_write_text
-
+    size = _input_size(root, train, _build_bundle_network(root, [train]))
+    overlay = overlay_config(network_def, fusion, arch, cutoff, mask, features, fuse, size)
+    _check_wraps(root, train, overlay, size)
+    _check_not_overwriting(root, overlay, force)
     atomic_write_text(root / OVERLAY_FILE, json.dumps(overlay, indent=4) + "\n")
-    return _commands(root, train)
+    return overlay_commands(root, train)

@@ -61,6 +61,26 @@ NORM_FIRST_NET = SCRIPT_NET.replace("self.first = nn.Conv3d(in_channels, 8, 3, p
                                     "self.norm = nn.BatchNorm3d(in_channels)\n        "
                                     "self.first = nn.Conv3d(in_channels, 8, 3, padding=1)")
 
+BLOCK_NET = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    \"\"\"Takes only multiples of its block size (a transformer with patch blocks, like the zoo's UNesT).\"\"\"
+
+    def __init__(self, in_channels=1, out_channels=2, block_size=40):
+        super().__init__()
+        self.block_size = block_size
+        self.first = nn.Conv3d(in_channels, 8, 3, padding=1)
+        self.out = nn.Conv3d(8, out_channels, 1)
+
+    def forward(self, x):
+        assert all(s % self.block_size == 0 for s in x.shape[2:]), "`block_size` must divide input depth evenly"
+        return self.out(torch.relu(self.first(x)))
+"""
+BLOCK_BUNDLE = {"network_def": {"_target_": "scripts.net.Net"},
+                "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [80, 80, 40], "sw_batch_size": 1}}
+
 NETWORKS = {
     "2-D UNet, 4 channels (BraTS-like)": ({"_target_": "UNet", "spatial_dims": 2, "in_channels": 4, "out_channels": 3,
                                            "channels": [8, 16, 32], "strides": [2, 2]}, (1, 4, 32, 32), ""),
@@ -109,6 +129,80 @@ def test_a_bundle_that_cannot_be_overlaid_says_why_in_one_line_and_writes_nothin
     assert sorted(p.name for p in (root / "configs").iterdir()) == ["train.json"]
     for module in [m for m in sys.modules if m == "scripts" or m.startswith("scripts.")]:
         del sys.modules[module]
+
+
+def _forget_scripts() -> None:
+    for module in [m for m in sys.modules if m == "scripts" or m.startswith("scripts.")]:
+        del sys.modules[module]
+
+
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_a_network_of_block_multiples_is_wrapped_at_the_bundles_own_input_size(fusion, tmp_path):
+    """No growing probe size (16 ... 128) is a multiple of 40: only the bundle's roi_size finds one it takes."""
+    root = _bundle(tmp_path, BLOCK_BUNDLE, scripts=BLOCK_NET)
+    try:
+        write_overlay(root, fusion=fusion)
+        overlay = json.loads((root / OVERLAY_FILE).read_text())
+        assert overlay["network_def"]["probe_size"] == [80, 80, 40]
+        plain = _parsed(root, ["configs/train.json"], seed=2).eval()
+        overlaid = _parsed(root, ["configs/train.json", OVERLAY_FILE], seed=2).eval()
+    finally:
+        _forget_scripts()
+    x = torch.rand(1, 1, 80, 80, 40)
+    with torch.no_grad():
+        expected = plain(x) if fusion == "early" else plain(overlaid.split(x)[1])
+        torch.testing.assert_close(overlaid(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_network_fd_cannot_wrap_is_refused_by_building_it_and_nothing_is_written(tmp_path):
+    """FlexibleUNet with an EfficientNet encoder pads the image before its first conv: early v2 has no conv to
+    split. The first-layer check passes; building the overlay says why not."""
+    network_def = {"_target_": "FlexibleUNet", "in_channels": 1, "out_channels": 2, "backbone": "efficientnet-b0",
+                   "spatial_dims": 2, "pretrained": False}
+    root = _bundle(tmp_path, {"network_def": network_def})
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "overlay", str(root)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "fusion='early' cannot wrap" in result.stderr and "found no conv reading the input" in result.stderr
+    assert sorted(p.name for p in (root / "configs").iterdir()) == ["train.json"]
+    write_overlay(root, fusion="late")  # late fusion runs the network on the high band as it is
+    assert json.loads((root / OVERLAY_FILE).read_text())["network_def"]["fusion"] == "late"
+
+
+def test_an_overlay_beside_trained_weights_is_not_overwritten_with_other_settings(tmp_path):
+    network_def, _, _ = NETWORKS["SegResNet"]
+    root = _bundle(tmp_path, {"network_def": network_def})
+    write_overlay(root, fusion="early")
+    (root / "models").mkdir()
+    torch.save(_parsed(root, ["configs/train.json", OVERLAY_FILE]).state_dict(), root / "models" / "model.pt")
+    before = (root / OVERLAY_FILE).read_text()
+    write_overlay(root, fusion="early")  # the same settings: nothing to lose
+    from freq_transforms.overlay import OverlayError
+
+    with pytest.raises(OverlayError, match=r"fusion 'early' -> 'late'.*models/model.pt.*--force") as info:
+        write_overlay(root, fusion="late")
+    assert "\n" not in str(info.value) and (root / OVERLAY_FILE).read_text() == before
+    write_overlay(root, fusion="late", force=True)
+    assert json.loads((root / OVERLAY_FILE).read_text())["network_def"]["fusion"] == "late"
+
+
+def test_weights_of_other_overlay_settings_name_the_override_that_loads_them(tmp_path):
+    from monai.bundle import ConfigParser
+
+    from freq_transforms.errors import WeightsMismatchError
+
+    network_def, _, _ = NETWORKS["SegResNet"]
+    root = _bundle(tmp_path, {"network_def": network_def})
+    write_overlay(root, fusion="early")
+    state = _parsed(root, ["configs/train.json", OVERLAY_FILE]).state_dict()
+    write_overlay(root, fusion="late")
+    with pytest.raises(WeightsMismatchError, match=r"pass --network_def#fusion early, or re-run python -m "
+                                                   r"freq_transforms overlay <bundle_root> --fusion early --force"):
+        _parsed(root, ["configs/train.json", OVERLAY_FILE]).load_state_dict(state)
+    parser = ConfigParser()  # the override it names loads them
+    parser.read_config([str(root / "configs/train.json"), str(root / OVERLAY_FILE)])
+    parser["network_def#fusion"] = "early"
+    parser.get_parsed_content("network_def").load_state_dict(state)
 
 
 def test_late_v2_overlay_adds_a_correction_that_starts_at_zero(tmp_path):
@@ -195,6 +289,12 @@ def test_spleen_overlay_prints_the_commands_and_changes_nothing_else(spleen):
     assert "['configs/train.json','configs/evaluate.json','configs/fd_overlay.json']" in printed
     assert "['configs/inference.json','configs/fd_overlay.json']" in printed
     assert "torchrun" in printed and "['configs/train.json','configs/multi_gpu_train.json'," in printed
+    multi_evaluate = "['configs/train.json','configs/evaluate.json','configs/multi_gpu_evaluate.json'," \
+                     "'configs/fd_overlay.json']"
+    assert f"multi_gpu_evaluate: torchrun --standalone --nnodes=1 --nproc_per_node=<GPUs> -m monai.bundle run " \
+           f"--config_file \"{multi_evaluate}\"" in printed
+    # the TensorRT config loads an exported network: its line runs without the overlay
+    assert "\"['configs/inference.json','configs/inference_trt.json']\"" in printed
     for config in (ZOO / "spleen_ct_segmentation" / "configs").iterdir():
         assert (root / "configs" / config.name).read_bytes() == config.read_bytes()
 
@@ -228,10 +328,12 @@ def test_spleen_overlay_weights_and_plain_weights_do_not_mix(spleen, tmp_path):
     torch.save(plain.state_dict(), plain_root / "models" / "model.pt")
     shutil.copy(root / OVERLAY_FILE, plain_root / OVERLAY_FILE)
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file",
-           "['configs/inference.json','configs/fd_overlay.json']", "--meta_file", "configs/metadata.json",
-           "--bundle_root", str(plain_root), "--dataset_dir", str(data), "--dataloader#num_workers", "0"]
+           "['configs/train.json','configs/evaluate.json','configs/fd_overlay.json']", "--meta_file",
+           "configs/metadata.json", "--bundle_root", str(plain_root), "--dataset_dir", str(data),
+           "--validate#dataloader#num_workers", "0"]
     result = cli_runner.run(cmd, cwd=plain_root, capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    # the evaluate config's StatsHandler logs the exception: without its traceback
+    assert result.returncode != 0 and "Traceback" not in result.stderr + result.stdout
     assert result.stderr.strip().splitlines()[-1] == (
         "error: these are weights of the bundle's own network, not of its FD overlay configs/fd_overlay.json: load "
         "them without configs/fd_overlay.json in --config_file, or train with it first")

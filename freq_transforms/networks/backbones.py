@@ -13,8 +13,8 @@ from monai.networks import nets
 from monai.networks.utils import eval_mode
 from torch import nn
 
-__all__ = ["BACKBONE_DEFAULTS", "Backbone", "build_backbone", "backbone_divisor", "first_tensor", "probe",
-           "input_convs", "split_input_convs", "pad_to_divisor", "crop_to", "crop_each"]
+__all__ = ["BACKBONE_DEFAULTS", "Backbone", "build_backbone", "backbone_divisor", "fixed_input_size", "first_tensor", "probe",
+           "input_convs", "split_input_convs", "pad_to_divisor", "pad_to_size", "crop_to", "crop_each"]
 
 # Small-data defaults per backbone name; any keyword given in ``backbone_kwargs`` overrides them.
 BACKBONE_DEFAULTS: Dict[str, Dict[str, Any]] = {
@@ -73,6 +73,17 @@ def backbone_divisor(net: nn.Module, spatial_dims: int) -> List[int]:
     return [1] * spatial_dims
 
 
+def fixed_input_size(net: nn.Module) -> List[int]:
+    """The one input size a network takes, for networks with a fixed grid of patch positions (UNETR:
+    ``feat_size`` patches of ``patch_size``); ``[]`` for networks that take many sizes. MONAI has no common
+    attribute for this."""
+    feat_size, patch_size = getattr(net, "feat_size", None), getattr(net, "patch_size", None)
+    if isinstance(feat_size, (list, tuple)) and isinstance(patch_size, (list, tuple)) and \
+            len(feat_size) == len(patch_size):
+        return [int(f) * int(p) for f, p in zip(feat_size, patch_size)]
+    return []
+
+
 def _probe_sizes(divisor: Sequence[int], spatial_dims: int,
                  first: Optional[Sequence[int]]) -> List[List[int]]:
     sizes = [list(first)] if first else []
@@ -95,7 +106,7 @@ def probe(net: nn.Module, in_channels: int, spatial_dims: int, divisor: Sequence
     error: Optional[Exception] = None
     generator = torch.Generator().manual_seed(0)
     with eval_mode(net):
-        for shape in _probe_sizes(divisor, spatial_dims, size):
+        for shape in _probe_sizes(divisor, spatial_dims, size or fixed_input_size(net) or None):
             x = torch.rand(1, in_channels, *shape, generator=generator)
             probe.last_input = x  # type: ignore[attr-defined]
             if before_each is not None:
@@ -190,6 +201,14 @@ def pad_to_divisor(x: torch.Tensor, divisor: List[int]) -> torch.Tensor:
     flat: List[int] = []
     for size, div in zip(list(x.shape[2:])[::-1], divisor[::-1]):  # F.pad takes the last axis first
         flat += [0, (div - size % div) % div]
+    return F.pad(x, flat)
+
+
+def pad_to_size(x: torch.Tensor, size: List[int]) -> torch.Tensor:
+    """``x`` zero-padded at the end of each spatial axis up to ``size`` (each axis at most ``size``)."""
+    flat: List[int] = []
+    for have, want in zip(list(x.shape[2:])[::-1], size[::-1]):
+        flat += [0, want - have]
     return F.pad(x, flat)
 
 

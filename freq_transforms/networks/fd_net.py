@@ -29,8 +29,8 @@ from torch import nn
 
 from ..fd_options import check_choices, check_onnx_exportable
 from ..frequency_split import FrequencySplit
-from .backbones import (Backbone, backbone_divisor, build_backbone, crop_each, crop_to, pad_to_divisor,
-                        split_input_convs)
+from .backbones import (Backbone, backbone_divisor, build_backbone, crop_each, crop_to, fixed_input_size,
+                        pad_to_divisor, pad_to_size, split_input_convs)
 from .low_frequency_correction import LowFrequencyCorrection, NoCorrection
 from .paper_layout import FrequencyBranches, NoBranches, fuse_bands, late_fusion_head
 from .recipe_carrier import RecipeCarrier
@@ -70,7 +70,11 @@ class FrequencyDisentangledNet(RecipeCarrier):
         cutoff, mask, centered, axes, learnable_cutoff: the split (:func:`freq_transforms.fourier.low_pass_mask`).
         features: ``paper``: channels of each branch conv (paper: 8); ``v2`` late: width of the correction head.
         fuse: fuse op of ``arch="paper"`` (default ``"concat"``; the released code's is ``"spectral"``).
-        pad_to_divisible: pad inputs to the backbone's divisor and crop back (else a ``ValueError``).
+        pad_to_divisible: pad inputs to the backbone's divisor (or, for a backbone that takes one size only,
+            such as UNETR, up to that size) and crop back; else a ``ValueError``.
+        probe_size: a spatial size the backbone takes (a bundle's ``roi_size``), where early v2 is checked to
+            start as the backbone; default: the smallest size found. A backbone that cannot be wrapped stops
+            with one line (``ValueError``) saying why.
 
     ``net.config`` holds the constructor arguments; ``net.state_dict()`` records them (with the training recipe
     of loaded or saved weights, ``net.recipe_json``) in its metadata (:mod:`freq_transforms.recipe`).
@@ -89,7 +93,7 @@ class FrequencyDisentangledNet(RecipeCarrier):
                  fuse: str = "concat", learnable_cutoff: bool = False, spatial_dims: int = 3,
                  centered: bool = True, axes: Optional[Sequence[int]] = None,
                  backbone_kwargs: Optional[Dict[str, Any]] = None, pad_to_divisible: bool = True,
-                 arch: str = "v2") -> None:
+                 arch: str = "v2", probe_size: Optional[Sequence[int]] = None) -> None:
         super().__init__()
         check_choices(fusion, fuse, arch, spatial_dims)
         self._config = {"backbone": backbone if isinstance(backbone, str) else type(backbone).__name__,
@@ -109,11 +113,12 @@ class FrequencyDisentangledNet(RecipeCarrier):
         self.backbone = make_backbone(backbone, spatial_dims, backbone_in, backbone_out, fusion,
                                       dict(backbone_kwargs or {}))
         self.divisor: List[int] = backbone_divisor(self.backbone, spatial_dims)
+        self.fixed_size: List[int] = fixed_input_size(self.backbone)
         self.head: nn.Module = late_fusion_head(spatial_dims, fused, features, out_channels) \
             if paper and fusion == "late" else nn.Identity()
         self.correction: nn.Module = NoCorrection()
         if self.v2 and fusion == "early":
-            split_input_convs(self.backbone, in_channels, spatial_dims, self.divisor)
+            split_input_convs(self.backbone, in_channels, spatial_dims, self.divisor, probe_size)
         if self.v2 and fusion == "late":
             stride = 2 ** max(0, min(3, int(math.floor(math.log2(1.0 / cutoff)))))  # <= 1 / cutoff, <= 8
             self.correction = LowFrequencyCorrection(spatial_dims, in_channels, out_channels, features, stride,
@@ -126,12 +131,21 @@ class FrequencyDisentangledNet(RecipeCarrier):
 
     def _run_backbone(self, x: torch.Tensor) -> torch.Tensor:
         sizes = list(x.shape[2:])
-        if all(size % div == 0 for size, div in zip(sizes, self.divisor)):
+        if len(self.fixed_size) > 0:
+            if sizes == self.fixed_size:
+                return self.backbone(x)
+            if not self.pad_to_divisible or any(s > f for s, f in zip(sizes, self.fixed_size)):
+                raise ValueError(f"input spatial size {sizes} does not fit this backbone, which takes "
+                                 f"{self.fixed_size} only (smaller inputs are padded when pad_to_divisible=True): "
+                                 f"infer with a sliding window of roi_size {self.fixed_size}")
+            padded = pad_to_size(x, self.fixed_size)
+        elif all(size % div == 0 for size, div in zip(sizes, self.divisor)):
             return self.backbone(x)
-        if not self.pad_to_divisible:
+        elif not self.pad_to_divisible:
             raise ValueError(f"input spatial size {sizes} must be divisible by {self.divisor} for this backbone "
                              "(or construct with pad_to_divisible=True)")
-        padded = pad_to_divisor(x, self.divisor)
+        else:
+            padded = pad_to_divisor(x, self.divisor)
         out = self.backbone(padded)
         if isinstance(out, torch.Tensor):
             return crop_to(out, sizes)
