@@ -13,11 +13,12 @@ import logging
 import sys
 from typing import Any, Mapping, Optional, Sequence
 
+from .bundle_overrides import check_overrides
 from .errors import DataError, OnnxExportError, SettingsError
 from .fd_options import ARCHS, FUSE_OPS, FUSIONS
 
-__all__ = ["SettingsError", "OnnxExportError", "flag", "Flags", "check_settings", "check_fd_settings", "check_patch_size",
-           "one_line_errors"]
+__all__ = ["SettingsError", "OnnxExportError", "flag", "Flags", "optional", "Optionals", "check_settings",
+           "check_overrides", "check_fd_settings", "check_patch_size", "one_line_errors"]
 
 MASKS = ("box", "ball", "gaussian")
 INTENSITIES = ("paper", "ct_window", "percentile")
@@ -80,6 +81,37 @@ class Flags(dict):
 
     def __init__(self, **values: Any) -> None:
         super().__init__({key: flag(value, key) for key, value in values.items()})
+
+
+NULL_WORDS = ("null", "none", "")
+
+
+def optional(value: Any, key: str) -> Any:
+    """``value`` of the nullable bundle key ``key``, with ``null``/``none`` in any case (what fire hands over for
+    ``--n_train null``: the string) read as ``None``; any other value unchanged, for its own check.
+
+    Example::
+
+        >>> optional("null", "n_train"), optional("None", "folds"), optional(5, "folds")
+        (None, None, 5)
+    """
+    if isinstance(value, str) and value.strip().lower() in NULL_WORDS:
+        return None
+    return value
+
+
+class Optionals(dict):
+    """Every key of a bundle whose default is ``null``, read once through :func:`optional`: a config builds one
+    ``optional`` component and reads ``@optional['n_train']`` wherever it needs the value.
+
+    Example::
+
+        >>> Optionals(n_train="null", folds=5)
+        {'n_train': None, 'folds': 5}
+    """
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__({key: optional(value, key) for key, value in values.items()})
 
 
 def check_flags(flags: Optional[Mapping[str, Any]]) -> None:
@@ -210,7 +242,8 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
     given, overrides included. Training-only keys (``split_ratio`` ... ``learning_rate``) are checked when passed;
     so are the sampling keys (``sampling`` ... ``lr_schedule``; ``patch_size``'s divisibility is
     :func:`check_patch_size`'s, as it needs the backbone). ``flags`` maps each boolean key to its value
-    (:func:`flag`).
+    (:func:`flag`). First, the overrides of a ``monai.bundle run`` command line are checked to name keys of its
+    configs (:func:`check_overrides`).
 
     Example::
 
@@ -219,6 +252,7 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
         ...
         freq_transforms.errors.SettingsError: spatial_size must be 3 positive integers (one per axis of a 3-D image), got [64, 64]
     """
+    check_overrides()
     _network_settings(spatial_size, spatial_dims, num_classes, class_names, in_channels, fusion, arch, fuse, mask,
                       cutoff, features)
     _intensity_settings(intensity, ct_window, intensity_percentiles)

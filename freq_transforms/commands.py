@@ -196,6 +196,34 @@ def sweep(bundle: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8, 17
                          [str(a) for a in _as_list(arch)] if arch else None, int(folds) if folds else None))
 
 
+def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence[int] = (4, 8),
+          seeds: Sequence[int] = (0, 1, 2), fusion: Sequence[str] = ("none", "early", "late"),
+          folds: Optional[int] = None, overrides: Optional[Dict] = None, test_dir: Optional[str] = None,
+          estimate: bool = True) -> str:
+    """Does FD help on my data? Train the bundle with and without FD on the same cases, seeds and budget; report
+    paired test Dice with CIs (out/trial.md, trial.json, trial.png). Resumable.
+
+    Args:
+        bundle_root: this project's bundle or any zoo segmentation bundle the overlay wraps (JSON or YAML).
+        dataset_dir: the cases, laid out as the bundle expects; the trial splits them (duplicates kept together).
+        out: output folder: plan.json, runs/<fold_n_seed_fusion>/, trial.md, trial.json, trial.png.
+        n_train: training-set sizes, nested (the 4 cases are inside the 8), e.g. 4,8.
+        seeds: training seeds, e.g. 0,1,2 (each also draws its own training cases).
+        fusion: none (the bundle as it is), early, late.
+        folds: K-fold cross-validation (every case tested once) instead of one held-out test part.
+        overrides: the bundle's own keys for its budget and loaders, e.g. "{'num_epochs': 50}".
+        test_dir: test cases from another folder (same layout) instead of a held-out part.
+        estimate: time one epoch first to say how long the trial takes.
+    """
+    from .trial import run_trial
+
+    summary = run_trial(Path(bundle_root), Path(dataset_dir), Path(out), [int(n) for n in _as_list(n_train)],
+                        [int(s) for s in _as_list(seeds)], [str(f) for f in _as_list(fusion)],
+                        int(folds) if folds else None, dict(overrides or {}), Path(test_dir) if test_dir else None,
+                        estimate)
+    return f"{Path(out) / 'trial.md'}: " + "; ".join(c["verdict"] for c in summary["comparisons"])
+
+
 def export(out: str, dest: str, task: Optional[str] = None) -> str:
     """Copy a sweep's per-run records (per-case metrics, splits, validation Dice; no weights) and summarise them.
 
@@ -310,4 +338,4 @@ def recipe(weights: str, into: Optional[str] = None) -> str:
 COMMANDS: Dict[str, Callable] = {"demo": demo, "phantoms": phantoms, "split": split, "figure": figure, "curve": curve,
                                  "sweep": sweep, "export": export, "compare": compare, "bench": bench,
                                  "contrast": contrast, "overlay": overlay, "recipe": recipe, "release": release,
-                                 "bundles build": bundles_build}
+                                 "trial": trial, "bundles build": bundles_build}

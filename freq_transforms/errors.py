@@ -5,7 +5,7 @@ A leaf module (no imports from the package), so every layer can raise them witho
 
 from __future__ import annotations
 
-__all__ = ["DataError", "SettingsError", "WeightsMismatchError", "OnnxExportError"]
+__all__ = ["DataError", "SettingsError", "WeightsMismatchError", "OnnxExportError", "root_cause", "one_line"]
 
 
 class DataError(ValueError):
@@ -27,3 +27,23 @@ class OnnxExportError(BaseException):
     A ``BaseException`` on purpose: torch's ONNX exporter catches every ``Exception`` of its capture strategies
     and tries the next, ending in an unrelated conversion error that hides this reason.
     """
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of ``error``'s chain: monai.bundle wraps a constructor's or expression's error in
+    'Failed to instantiate ...' / 'Failed to evaluate ...'."""
+    seen = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        if inner is None:
+            break
+        error = inner
+    return error
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message`` of ``error``'s root cause."""
+    cause = root_cause(error)
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"

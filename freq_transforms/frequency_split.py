@@ -84,6 +84,8 @@ class FrequencySplit(nn.Module):
             return stack_bands(low, x - low)  # autograd cannot differentiate through out=, nor ONNX export it
         out[:, :channels] = low
         torch.sub(x, low, out=out[:, channels:])
+        if not torch.jit.is_scripting():
+            return _with_meta_of(x, out)
         return out
 
     def _float32_low(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,3 +110,16 @@ class FrequencySplit(nn.Module):
     def fuse(self, low: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         other = other.float()
         return spectral_fuse(low.float(), other, self.mask_for(other), self._dims(other), self.centered)
+
+
+@torch.jit.unused
+def _with_meta_of(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out`` with ``x``'s MONAI metadata (a ``MetaTensor``'s affine, file names, batch flag), which a tensor made
+    by ``torch.empty`` lacks: MONAI's networks pass it through, and ``SaveImaged`` names its files from it."""
+    from monai.data import MetaTensor
+
+    if not isinstance(x, MetaTensor):
+        return out
+    result = MetaTensor(out)
+    result.copy_meta_from(x)
+    return result

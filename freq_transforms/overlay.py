@@ -27,7 +27,7 @@ from . import bundle_checks  # noqa: F401  (one-line errors for monai.bundle run
 from .atomic import atomic_write_text
 from .bundle_input_size import bundle_input_sizes
 from .checkpoint import describe_mismatch
-from .errors import DataError, WeightsMismatchError
+from .errors import DataError, WeightsMismatchError, one_line
 from .networks import FrequencyDisentangledNet
 from .networks.backbones import backbone_divisor, first_tensor, probe
 from .overlay_commands import OVERLAY_FILE, bundle_config, config_files, config_group, overlay_commands
@@ -174,25 +174,12 @@ def _parser(bundle_root: Path, configs: List[Path], overlay: Optional[Dict[str, 
     return parser
 
 
-def _root_cause(error: BaseException) -> BaseException:
-    """The innermost exception (monai.bundle wraps a constructor's error in 'Failed to instantiate ...')."""
-    while error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__):
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    return error
-
-
-def _one_line(error: BaseException) -> str:
-    cause = _root_cause(error)
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
-
-
 def _build_bundle_network(bundle_root: Path, configs: List[Path]) -> nn.Module:
     """The bundle's own network, built from its configs as monai.bundle would (its ``scripts/`` importable)."""
     try:
         network = _parser(bundle_root, configs).get_parsed_content("network_def", instantiate=True)
     except Exception as err:
-        raise OverlayError(f"network_def of {configs[0]} could not be built ({_one_line(err)})") from None
+        raise OverlayError(f"network_def of {configs[0]} could not be built ({one_line(err)})") from None
     if not isinstance(network, nn.Module):
         raise OverlayError(f"network_def of {configs[0]} builds a {type(network).__name__}, not a torch module")
     return network
@@ -236,7 +223,7 @@ def _check_wraps(bundle_root: Path, train: Path, overlay: Dict[str, Any], size: 
             raise ValueError(f"it returned spatial size {list(output.shape[2:])}")
     except Exception as err:  # noqa: BLE001
         raise OverlayError(f"FD fusion={fusion!r} cannot wrap the network of {train.name} at its input size "
-                           f"{size}: {_one_line(err)}; nothing written") from None
+                           f"{size}: {one_line(err)}; nothing written") from None
 
 
 def _check_not_overwriting(bundle_root: Path, overlay: Dict[str, Any], force: bool) -> None:

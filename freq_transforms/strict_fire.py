@@ -122,12 +122,30 @@ def _named(args: Sequence[str]) -> List[str]:
     return [t[2:].partition("=")[0].replace("-", "_") for t in args if t.startswith("--") and len(t) > 2]
 
 
+def _number(key: str, value: str, kind: str, nullable: bool) -> str:
+    """``value`` of an ``int``/``float`` option, checked (:class:`UsageError` naming the option otherwise);
+    ``null``/``none`` in any case as fire's ``None`` where the default is ``None``."""
+    if nullable and value.strip().lower() in ("null", "none"):
+        return "None"
+    if kind not in ("int", "float"):
+        return value
+    try:
+        int(value) if kind == "int" else float(value)
+    except ValueError:
+        raise UsageError(f"--{key} must be {'an integer' if kind == 'int' else 'a number'}"
+                         f"{' or null' if nullable else ''}, got {value!r}") from None
+    return value
+
+
 def spell_flags(fn: Callable, args: Sequence[str]) -> List[str]:
     """``args`` with each boolean option spelled ``--key=True``/``--key=False``, named (``--key``, ``--key value``,
-    ``--key=value``) or positional. Any case of true/false/yes/no/1/0 is accepted; anything else, an empty
-    ``--key=`` included, is a :class:`UsageError` naming the option."""
+    ``--key=value``) or positional, and ``null``/``none`` given to an option whose default is ``None`` spelled
+    as fire's ``None``. Any case of true/false/yes/no/1/0 is accepted; anything else, an empty ``--key=``
+    included, is a :class:`UsageError` naming the option."""
     params = inspect.signature(fn).parameters
     is_bool = {key: _type_word(p) == "bool" for key, p in params.items()}
+    nullable = {key for key, p in params.items() if p.default is None}
+    kinds = {key: _type_word(p) for key, p in params.items()}
     unnamed = [key for key in params if key not in _named(args)]  # the parameters positional values fill, in order
     spelled: List[str] = []
     index, position = 0, 0
@@ -137,15 +155,19 @@ def spell_flags(fn: Callable, args: Sequence[str]) -> List[str]:
         if not (token.startswith("--") and len(token) > 2):
             key = unnamed[position] if position < len(unnamed) else ""
             position += 1
-            spelled.append(_boolean(key, token) if is_bool.get(key) else token)
+            spelled.append(_boolean(key, token) if is_bool.get(key) else
+                           _number(key, token, kinds[key], key in nullable) if key in kinds else token)
             continue
         key, equals, value = token[2:].partition("=")
         key = key.replace("-", "_")
         if not is_bool.get(key):
-            spelled.append(token)
             if not equals and index < len(args):
-                spelled.append(args[index])  # its value, never read as a positional
-                index += 1
+                value, index = args[index], index + 1  # its value, never read as a positional
+            elif not equals:
+                spelled.append(token)
+                continue
+            spelled.append(f"--{key}={_number(key, value, kinds[key], key in nullable)}" if key in kinds
+                           else f"--{key}={value}")
             continue
         if not equals and index < len(args) and not args[index].startswith("--"):
             value, index = args[index], index + 1

@@ -124,11 +124,10 @@ def test_bundle_layout_and_metadata(name, tmp_path):
         assert key in train, key
 
 
-ZOO_SPLEEN = ROOT.parent / "shared" / "zoo" / "spleen_ct_segmentation" / "configs" / "metadata.json"
 
 
 @pytest.mark.parametrize("name", BUNDLES)
-def test_metadata_agrees_with_itself_the_configs_and_the_zoo(name):
+def test_metadata_agrees_with_itself_the_configs_and_the_zoo(name, zoo):
     """Every field says the same as the others and as train.json: the network outputs unbounded logits (no
     value range), the input is scaled to [0, 1], channels and sizes match the configs; the zoo spleen bundle's
     top-level fields are all present."""
@@ -148,10 +147,9 @@ def test_metadata_agrees_with_itself_the_configs_and_the_zoo(name):
     assert meta["label_classes"].count(" is ") == train["num_classes"]
     for i, class_name in enumerate(train["class_names"]):
         assert f"channel {i} is {class_name}" in meta["pred_classes"]
-    if ZOO_SPLEEN.is_file():
-        zoo = json.loads(ZOO_SPLEEN.read_text())
-        expected = set(zoo) - {"optional_packages_version"}  # ours are required: the configs import them
-        assert expected <= set(meta), sorted(expected - set(meta))
+    spleen = json.loads((zoo / "spleen_ct_segmentation" / "configs" / "metadata.json").read_text())
+    expected = set(spleen) - {"optional_packages_version"}  # ours are required: the configs import them
+    assert expected <= set(meta), sorted(expected - set(meta))
 
 
 def test_metadata_with_missing_field_fails_verification(tmp_path):

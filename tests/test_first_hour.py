@@ -129,7 +129,7 @@ def test_help_does_not_import_torch():
     (["split", "{tmp}/data", "--list_cases", "sometimes"], "error: --list_cases must be true or false, got 'sometimes'"),
     (["spilt", "{tmp}/data"], "error: unknown command 'spilt' (did you mean split?); commands: demo, phantoms, "
                               "split, figure, curve, sweep, export, compare, bench, contrast, overlay, recipe, "
-                              "release, bundles build"),
+                              "release, trial, bundles build"),
 ])
 def test_a_mistyped_option_stops_before_anything_runs(argv, line, tmp_path):
     write_phantom_dataset("hippocampus", tmp_path / "data", n=4, seed=0, shape=[16, 16, 12], progress=False)

@@ -433,3 +433,34 @@ def test_early_fusion_refuses_a_network_that_adds_its_input_itself():
     with pytest.raises(ValueError, match="cannot start as VNet: it reads its input other than through convs"):
         FrequencyDisentangledNet("VNet", 1, 2, fusion="early")
     assert FrequencyDisentangledNet("VNet", 1, 2, fusion="late")(torch.rand(1, 1, 33, 32, 17)).shape == (1, 2, 33, 32, 17)
+
+
+def test_late_v2_corrects_the_full_resolution_head_and_passes_coarser_heads_unchanged():
+    """SegResNetDS's coarser deep-supervision heads are not corrected (their grid is coarser than the
+    correction's); the full-resolution head is."""
+    net = FrequencyDisentangledNet("SegResNetDS", 1, 2, fusion="late",
+                                   backbone_kwargs={"init_filters": 8, "blocks_down": (1, 1, 1, 1), "dsdepth": 3})
+    with torch.no_grad():
+        for parameter in net.correction.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    x = torch.rand(2, 1, 32, 32, 24)
+    out = net.train()(x)
+    reference = net._run_backbone(net.split(x)[1])
+    assert [o.shape[2:] for o in out] == [(32, 32, 24), (16, 16, 12), (8, 8, 6)]
+    assert not torch.allclose(out[0], reference[0], atol=1e-3)
+    for head, plain in zip(out[1:], reference[1:]):
+        torch.testing.assert_close(head, plain)
+
+
+@pytest.mark.parametrize("fusion", ["none", "early", "late"])
+def test_the_output_keeps_the_inputs_metadata_as_monai_networks_do(fusion):
+    """SaveImaged names its files from the prediction's metadata (the zoo template's inference): the early split
+    wrote its bands into a plain tensor, and the files came out as 0.nii.gz, 1.nii.gz."""
+    from monai.data import MetaTensor, list_data_collate
+
+    batch = list_data_collate([{"image": MetaTensor(torch.rand(1, 16, 16, 16), meta={"filename_or_obj": f"img{i}"})}
+                               for i in range(2)])["image"]
+    net = FrequencyDisentangledNet("UNet", 1, 2, fusion=fusion, backbone_kwargs=SMALL["UNet"]).eval()
+    with torch.no_grad():
+        out = net(batch)
+    assert isinstance(out, MetaTensor) and out.is_batch and out.meta["filename_or_obj"] == ["img0", "img1"]

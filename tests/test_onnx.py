@@ -64,7 +64,7 @@ def test_every_bundle_exports_to_onnx_and_onnxruntime_matches_torch(name, tmp_pa
     assert _compare(tmp_path / "model.onnx", net) < 1e-4
 
 
-@pytest.mark.skipif(not ZOO_SPLEEN.is_dir(), reason="../shared/zoo not present")
+@pytest.mark.usefixtures("zoo")  # fails, not skips, without ../shared/zoo
 def test_overlaid_zoo_spleen_exports_to_onnx(tmp_path):
     from freq_transforms.overlay import OVERLAY_FILE, write_overlay
 
@@ -89,3 +89,23 @@ def test_an_fft_setting_says_in_one_line_that_onnx_cannot_export_it(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         "error: ONNX export: mask='ball', centered=True, learnable_cutoff=False needs an FFT, which ONNX cannot "
         "express; export with mask='box', centered=True, a fixed cutoff and (arch='paper') fuse='concat' or 'add'")
+
+
+def test_late_v2_exports_to_onnx_and_onnxruntime_matches_torch(tmp_path):
+    """Late v2's low-band correction (pool, head, interpolate) on a size no stride divides, with trained-looking
+    (non-zero) correction weights so that its path is what is compared."""
+    bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+    net = _network(bundle, ["configs/inference.json"], {"fusion": "late"})
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in net.correction.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    x = torch.rand(*SHAPE)
+    low, high = net.split(x)
+    with torch.no_grad():
+        assert float((net.eval()(x) - net._run_backbone(high)).abs().max()) > 1e-3  # the correction adds something
+    torch.save(weights_with_record(net), tmp_path / "model.pt")
+    result = _export(bundle, ["configs/inference.json"], tmp_path / "model.pt", tmp_path / "late.onnx",
+                     "--fusion", "late")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _compare(tmp_path / "late.onnx", net) < 1e-4

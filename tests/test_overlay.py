@@ -17,7 +17,7 @@ from freq_transforms.lab.phantoms import write_image_label_pairs, write_phantom_
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT.parent / "shared" / "zoo"
-needs_zoo = pytest.mark.skipif(not ZOO.is_dir(), reason="../shared/zoo (the real zoo bundles) not present")
+needs_zoo = pytest.mark.usefixtures("zoo")  # fails, not skips, without ../shared/zoo (conftest)
 
 
 def _bundle(tmp_path: Path, train: dict, name: str = "train.json", scripts: str = "") -> Path:

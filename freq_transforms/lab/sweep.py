@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_write_text
 from ..data import load_msd_datalist
+from ..errors import root_cause
 from ..metrics import bootstrap_ci, paired_difference_ci, read_metric_csv
 from .runner import QUIET_LOGGING, bundle_configs, bundle_default, run_bundle
 
@@ -97,7 +98,7 @@ def run_sweep(bundle: Path, dataset_dir: str, out: Path, n_train: Sequence[Optio
             record = train_and_evaluate(bundle, run_dir, run_overrides, n, fusion, seed, epochs, test_dir, logging_file)
             atomic_write_text(run_dir / "done.json", json.dumps(record, indent=2))
         except Exception as err:  # one failed run must not stop the grid
-            cause = _root_cause(err)
+            cause = root_cause(err)
             failures[name] = f"{type(cause).__name__}: {cause}"
             atomic_write_text(run_dir / "failure.txt", traceback.format_exc())
     atomic_write_text(out / "failures.json", json.dumps(failures, indent=2))
@@ -118,13 +119,6 @@ def _write_folds(out: Path, dataset_dir: str, folds: int, split_seed: int) -> No
               "same_image_groups": [[Path(items[i]["image"]).name for i in g] for g in groups if len(g) > 1],
               "test_cases": {str(k): [Path(item["image"]).name for item in part] for k, part in enumerate(parts)}}
     atomic_write_text(out / "folds.json", json.dumps(record, indent=2))
-
-
-def _root_cause(err: BaseException) -> BaseException:
-    """The innermost exception: monai.bundle wraps the real error in 'Failed to evaluate ...'."""
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return err
 
 
 def _finite(values: List[float]) -> List[float]:

@@ -13,8 +13,9 @@ from monai.networks import nets
 from monai.networks.utils import eval_mode
 from torch import nn
 
-__all__ = ["BACKBONE_DEFAULTS", "Backbone", "build_backbone", "backbone_divisor", "fixed_input_size", "first_tensor", "probe",
-           "input_convs", "split_input_convs", "pad_to_divisor", "pad_to_size", "crop_to", "crop_each"]
+__all__ = ["BACKBONE_DEFAULTS", "Backbone", "build_backbone", "backbone_divisor", "fixed_input_size", "first_tensor",
+           "probe", "input_convs", "split_input_convs", "check_segmentation_output", "pad_for_backbone", "pad_to_divisor", "pad_to_size",
+           "crop_to", "crop_each"]
 
 # Small-data defaults per backbone name; any keyword given in ``backbone_kwargs`` overrides them.
 BACKBONE_DEFAULTS: Dict[str, Dict[str, Any]] = {
@@ -66,8 +67,10 @@ def backbone_divisor(net: nn.Module, spatial_dims: int) -> List[int]:
         return [2 ** (len(net.blocks_down) - 1)] * spatial_dims
     if isinstance(net, (nets.BasicUNet, nets.BasicUNetPlusPlus, nets.VNet)):
         return [16] * spatial_dims
-    if isinstance(net, nets.FlexibleUNet):
+    if isinstance(net, (nets.FlexibleUNet, nets.AHNet)):
         return [32] * spatial_dims
+    if isinstance(net, nets.MedNeXt):
+        return [2 ** len(net.enc_stages)] * spatial_dims
     if isinstance(net, nets.SwinUNETR):
         return [32] * spatial_dims
     return [1] * spatial_dims
@@ -75,8 +78,11 @@ def backbone_divisor(net: nn.Module, spatial_dims: int) -> List[int]:
 
 def fixed_input_size(net: nn.Module) -> List[int]:
     """The one input size a network takes, for networks with a fixed grid of patch positions (UNETR:
-    ``feat_size`` patches of ``patch_size``); ``[]`` for networks that take many sizes. MONAI has no common
-    attribute for this."""
+    ``feat_size`` patches of ``patch_size``) or a fixed ``input_image_size`` (SegResNetVAE); ``[]`` for networks
+    that take many sizes. MONAI has no common attribute for this."""
+    fixed = getattr(net, "input_image_size", None)
+    if isinstance(fixed, (list, tuple)) and all(isinstance(s, int) for s in fixed):
+        return [int(s) for s in fixed]
     feat_size, patch_size = getattr(net, "feat_size", None), getattr(net, "patch_size", None)
     if isinstance(feat_size, (list, tuple)) and isinstance(patch_size, (list, tuple)) and \
             len(feat_size) == len(patch_size):
@@ -148,6 +154,22 @@ def _outputs(output: Any) -> List[torch.Tensor]:
     return [output] if isinstance(output, torch.Tensor) else [t for o in output for t in _outputs(o)]
 
 
+def check_segmentation_output(net: nn.Module, output: Any, spatial_dims: int) -> None:
+    """Raise ``ValueError`` (one line) unless ``output`` is logits ``(B, C, *spatial)`` or deep-supervision heads
+    of them (a list, tuple or stacked tensor): FD corrects and crops every head, so an output that carries
+    something else (SegResNetVAE's VAE loss) cannot be wrapped."""
+    heads = [output] if isinstance(output, torch.Tensor) else list(output) if isinstance(output, (list, tuple)) \
+        else [output]
+    for head in heads:
+        if isinstance(head, (list, tuple)):
+            check_segmentation_output(net, head, spatial_dims)
+        elif not (isinstance(head, torch.Tensor) and head.dim() >= spatial_dims + 2):
+            got = "None" if head is None else type(head).__name__ if not isinstance(head, torch.Tensor) \
+                else f"a tensor of shape {list(head.shape)}"
+            raise ValueError(f"FD cannot wrap {type(net).__name__}: its output holds {got} besides logits (FD "
+                             "wraps networks whose outputs are logits or deep-supervision heads of them)")
+
+
 def _check_starts_as(net: nn.Module, x: torch.Tensor, reference: Any) -> None:
     """Raise ``ValueError`` unless the split ``net`` computes ``reference`` (its output before the split) from
     ``[x, 0]``: something other than the split convs reads the input (a residual of the input itself)."""
@@ -182,6 +204,7 @@ def split_input_convs(net: nn.Module, in_channels: int, spatial_dims: int, divis
     x = probe.last_input  # type: ignore[attr-defined]
     with eval_mode(net):
         reference = net(x)
+    check_segmentation_output(net, reference, spatial_dims)
     modules = dict(net.named_modules())
     for name in names:
         conv = modules[name]
@@ -210,6 +233,28 @@ def pad_to_size(x: torch.Tensor, size: List[int]) -> torch.Tensor:
     for have, want in zip(list(x.shape[2:])[::-1], size[::-1]):
         flat += [0, want - have]
     return F.pad(x, flat)
+
+
+def pad_for_backbone(x: torch.Tensor, divisor: List[int], fixed_size: List[int], pad: bool) -> torch.Tensor:
+    """``x`` as the backbone takes it: padded at the end of each axis up to a multiple of ``divisor``, or, for a
+    backbone of one input size (``fixed_size``, zeros for none), up to that size; unchanged where it already fits.
+    A size that does not fit and may not be padded (``pad=False``, or larger than ``fixed_size``) is a
+    ``ValueError``."""
+    sizes = list(x.shape[2:])
+    if fixed_size[0] > 0:
+        if sizes == fixed_size:
+            return x
+        if not pad or any(s > f for s, f in zip(sizes, fixed_size)):
+            raise ValueError(f"input spatial size {sizes} does not fit this backbone, which takes {fixed_size} only "
+                             f"(smaller inputs are padded when pad_to_divisible=True): infer with a sliding window "
+                             f"of roi_size {fixed_size}")
+        return pad_to_size(x, fixed_size)
+    if all(size % div == 0 for size, div in zip(sizes, divisor)):
+        return x
+    if not pad:
+        raise ValueError(f"input spatial size {sizes} must be divisible by {divisor} for this backbone "
+                         "(or construct with pad_to_divisible=True)")
+    return pad_to_divisor(x, divisor)
 
 
 def crop_to(out: torch.Tensor, sizes: List[int]) -> torch.Tensor:

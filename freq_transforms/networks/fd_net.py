@@ -29,8 +29,8 @@ from torch import nn
 
 from ..fd_options import check_choices, check_onnx_exportable
 from ..frequency_split import FrequencySplit
-from .backbones import (Backbone, backbone_divisor, build_backbone, crop_each, crop_to, fixed_input_size,
-                        pad_to_divisor, pad_to_size, split_input_convs)
+from .backbones import (Backbone, backbone_divisor, build_backbone, check_segmentation_output, crop_each, crop_to,
+                        fixed_input_size, pad_for_backbone, probe, split_input_convs)
 from .low_frequency_correction import LowFrequencyCorrection, NoCorrection
 from .paper_layout import FrequencyBranches, NoBranches, fuse_bands, late_fusion_head
 from .recipe_carrier import RecipeCarrier
@@ -113,13 +113,16 @@ class FrequencyDisentangledNet(RecipeCarrier):
         self.backbone = make_backbone(backbone, spatial_dims, backbone_in, backbone_out, fusion,
                                       dict(backbone_kwargs or {}))
         self.divisor: List[int] = backbone_divisor(self.backbone, spatial_dims)
-        self.fixed_size: List[int] = fixed_input_size(self.backbone)
+        # the one size the backbone takes, or zeros (TorchScript cannot type an empty list attribute)
+        self.fixed_size: List[int] = fixed_input_size(self.backbone) or [0] * spatial_dims
         self.head: nn.Module = late_fusion_head(spatial_dims, fused, features, out_channels) \
             if paper and fusion == "late" else nn.Identity()
         self.correction: nn.Module = NoCorrection()
         if self.v2 and fusion == "early":
             split_input_convs(self.backbone, in_channels, spatial_dims, self.divisor, probe_size)
         if self.v2 and fusion == "late":
+            output = probe(self.backbone, in_channels, spatial_dims, self.divisor, size=probe_size)
+            check_segmentation_output(self.backbone, output, spatial_dims)
             stride = 2 ** max(0, min(3, int(math.floor(math.log2(1.0 / cutoff)))))  # <= 1 / cutoff, <= 8
             self.correction = LowFrequencyCorrection(spatial_dims, in_channels, out_channels, features, stride,
                                                      self.split.axes)
@@ -131,22 +134,10 @@ class FrequencyDisentangledNet(RecipeCarrier):
 
     def _run_backbone(self, x: torch.Tensor) -> torch.Tensor:
         sizes = list(x.shape[2:])
-        if len(self.fixed_size) > 0:
-            if sizes == self.fixed_size:
-                return self.backbone(x)
-            if not self.pad_to_divisible or any(s > f for s, f in zip(sizes, self.fixed_size)):
-                raise ValueError(f"input spatial size {sizes} does not fit this backbone, which takes "
-                                 f"{self.fixed_size} only (smaller inputs are padded when pad_to_divisible=True): "
-                                 f"infer with a sliding window of roi_size {self.fixed_size}")
-            padded = pad_to_size(x, self.fixed_size)
-        elif all(size % div == 0 for size, div in zip(sizes, self.divisor)):
-            return self.backbone(x)
-        elif not self.pad_to_divisible:
-            raise ValueError(f"input spatial size {sizes} must be divisible by {self.divisor} for this backbone "
-                             "(or construct with pad_to_divisible=True)")
-        else:
-            padded = pad_to_divisor(x, self.divisor)
+        padded = pad_for_backbone(x, self.divisor, self.fixed_size, self.pad_to_divisible)
         out = self.backbone(padded)
+        if list(padded.shape[2:]) == sizes:
+            return out
         if isinstance(out, torch.Tensor):
             return crop_to(out, sizes)
         return crop_each(out, list(padded.shape[2:]), sizes)  # deep-supervision heads as a list (eager only)
@@ -175,8 +166,12 @@ class FrequencyDisentangledNet(RecipeCarrier):
 
     @torch.jit.unused
     def _correct_each(self, low: torch.Tensor, heads: Any) -> Any:
-        """Late v2 on each head of a list of deep-supervision outputs."""
-        return type(heads)(self.correction(low, head) for head in heads)
+        """Late v2 on each head of a list of deep-supervision outputs at the input's resolution; coarser heads
+        (SegResNetDS, MedNeXt) pass unchanged: the low band they would be corrected from is coarser than the
+        correction's own grid."""
+        size = list(low.shape[2:])
+        return type(heads)(self.correction(low, head) if list(head.shape[-len(size):]) == size else head
+                           for head in heads)
 
     def _fuse(self, low: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         if self.fuse_op == "spectral":

@@ -1,0 +1,225 @@
+"""One run of a trial: train a copy of the bundle on the trial's lists, predict the validation and test cases
+through its own inference config, and score them.
+
+Each run works in its own folder (``O/runs/<name>/``): a copy of the bundle's ``configs/`` and ``scripts/``, the
+overlay for ``early``/``late``, and ``configs/trial.json``, listed last, which sets the data ids the bundle's
+configs lead to (:mod:`.wiring`) and the seed. ``python -m monai.bundle run`` then trains as the bundle trains,
+selecting its weights on validation with its own checkpointing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..atomic import atomic_write_text
+from ..overlay import OVERLAY_FILE, write_overlay
+from ..overlay_commands import bundle_config
+from .plan import Run
+from .scoring import score_case
+from .wiring import BundleWiring, Item, TrialError, bundle_parser
+
+__all__ = ["RESULT_FILE", "TrialCases", "train_run", "predict_and_score", "seeded_initialize", "fusion_settings",
+           "keys_of"]
+
+RESULT_FILE = "result.json"
+TRIAL_CONFIG = "configs/trial.json"
+INFER_CONFIG = "configs/trial_inference.json"
+SEED_CALL = re.compile(r"set_determinism\(\s*seed\s*=\s*[^,)]+")
+BUNDLE_PARTS = ("configs", "scripts")
+
+
+class TrialCases:
+    """The lists one run hands its bundle, in the bundle's own keys, and which keys are images and label."""
+
+    def __init__(self, train: List[Item], val: List[Item], test: List[Item], image_keys: List[str],
+                 label_key: str) -> None:
+        self.train, self.val, self.test = train, val, test
+        self.image_keys, self.label_key = image_keys, label_key
+
+
+def seeded_initialize(initialize: Any, seed: int) -> List[Any]:
+    """The bundle's ``initialize`` list with every ``set_determinism(seed=...)`` set to ``seed``, or with one
+    added first where it has none: the bundle keeps its own initialisation, the seed is the trial's."""
+    steps = list(initialize) if isinstance(initialize, list) else ([] if initialize is None else [initialize])
+    seeded = [SEED_CALL.sub(f"set_determinism(seed={seed}", s) if isinstance(s, str) else s for s in steps]
+    if seeded == steps or not any(isinstance(s, str) and "set_determinism" in s for s in steps):
+        seeded = [f"$monai.utils.set_determinism(seed={seed})"] + seeded
+    return seeded
+
+
+def fusion_settings(parser: Any, fusion: str) -> Dict[str, Any]:
+    """For a bundle whose ``network_def`` is already FD (this project's), the override that sets its fusion
+    (its own key where ``network_def`` reads one, ``"fusion": "@fusion"``); ``{}`` for a plain network, which the
+    overlay wraps instead."""
+    network_def = parser.get().get("network_def")
+    if not isinstance(network_def, dict) or "fusion" not in network_def:
+        return {}
+    value = network_def["fusion"]
+    if isinstance(value, str) and value.startswith("@") and "#" not in value:
+        return {value[1:]: fusion}
+    return {"network_def#fusion": fusion}
+
+
+def _copy_bundle(root: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    for part in BUNDLE_PARTS:
+        if (root / part).is_dir():
+            shutil.copytree(root / part, target / part, ignore=shutil.ignore_patterns("__pycache__", "fd_overlay.json",
+                                                                                     "trial*.json"))
+
+
+def _config_files(bundle: Path, configs: List[Path], extra: List[str]) -> str:
+    names = [str(bundle / c.relative_to(c.parents[1])) for c in configs] + [str(bundle / e) for e in extra]
+    return json.dumps(names)
+
+
+def _monai_run(bundle: Path, files: str, log: Path, cwd: Path) -> None:
+    meta = bundle_config(bundle, "metadata")
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files, "--bundle_root", str(bundle)]
+    cmd += ["--meta_file", str(meta)] if meta is not None else []
+    cwd.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as handle:
+        handle.write(" ".join(cmd) + "\n")
+        handle.flush()
+        done = subprocess.run(cmd, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join([str(bundle), os.environ.get(
+                                  "PYTHONPATH", "")])})
+    if done.returncode != 0:
+        lines = [l for l in log.read_text().splitlines() if l.strip()]
+        raise TrialError(f"the bundle stopped ({lines[-1] if lines else 'no output'}); its log: {log}")
+
+
+def train_run(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir: Path, dataset_dir: Path,
+              overrides: Dict[str, Any], max_epochs: Optional[int] = None) -> float:
+    """Train ``run`` in ``run_dir/bundle``; return the seconds it took. ``max_epochs`` overrides the trainer's
+    budget (the time estimate trains one epoch)."""
+    bundle = run_dir / "bundle"
+    _copy_bundle(wiring.root, bundle)
+    configs = [bundle / c.relative_to(c.parents[1]) for c in wiring.train_configs]
+    native = fusion_settings(bundle_parser(bundle, configs), run.fusion)
+    extra = []
+    if run.fusion != "none" and not native:
+        write_overlay(bundle, fusion=run.fusion, force=True)
+        extra.append(OVERLAY_FILE)
+    parser = bundle_parser(bundle, configs + [bundle / e for e in extra])
+    trial = {**keys_of(overrides, parser), **native, "dataset_dir": str(dataset_dir), wiring.train_data: cases.train,
+             wiring.val_data: cases.val, "initialize": seeded_initialize(parser.get().get("initialize"), run.seed)}
+    if max_epochs is not None:
+        trial[wiring.max_epochs] = max_epochs
+    atomic_write_text(bundle / TRIAL_CONFIG, json.dumps(trial, indent=1))
+    start = time.perf_counter()
+    _monai_run(bundle, _config_files(bundle, wiring.train_configs, extra + [TRIAL_CONFIG]), run_dir / "train.log",
+               bundle)
+    return time.perf_counter() - start
+
+
+def _weights_for_inference(wiring: BundleWiring, bundle: Path, extra: List[str], since: float) -> None:
+    """Put the weights training selected where the inference config loads them (the zoo template saves its best
+    weights as ``model_key_metric=<value>.pt`` beside the epoch checkpoints, and loads ``models/model.pt``)."""
+    configs = [bundle / c.relative_to(c.parents[1]) for c in wiring.inference_configs] + [bundle / e for e in extra]
+    parser = bundle_parser(bundle, configs)
+    paths = []
+    for config_id in _ids_with(parser.get(), "load_path"):
+        try:
+            paths.append(Path(str(parser.get_parsed_content(config_id, instantiate=False))))
+        except Exception:  # noqa: BLE001
+            continue
+    if not paths:
+        raise TrialError(f"{wiring.inference_configs[-1].name} loads no weights (no load_path): nothing to predict with")
+    target = paths[0] if paths[0].is_absolute() else bundle / paths[0]
+    if target.is_file() and target.stat().st_mtime >= since:
+        return
+    best = sorted(bundle.rglob("*key_metric*.pt"), key=lambda p: _metric_of(p.name))
+    if not best:
+        raise TrialError(f"training wrote no weights where {wiring.inference_configs[-1].name} loads them ({target}) "
+                         "and no key-metric checkpoint")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(best[-1], target)
+
+
+def keys_of(overrides: Dict[str, Any], parser: Any) -> Dict[str, Any]:
+    """The overrides that name keys of the parsed configs (a training budget key means nothing to inference, an
+    inference loader's key nothing to training)."""
+    config = parser.get()
+    return {k: v for k, v in overrides.items() if k.split("#")[0] in config}
+
+
+def _metric_of(name: str) -> float:
+    found = re.search(r"key_metric=(-?[0-9.]+?)(\.pt)?$", name)
+    return float(found.group(1)) if found else float("-inf")
+
+
+def _ids_with(config: Any, key: str, prefix: str = "") -> List[str]:
+    found = []
+    items = config.items() if isinstance(config, dict) else enumerate(config) if isinstance(config, list) else []
+    for name, value in items:
+        path = f"{prefix}#{name}" if prefix else str(name)
+        if name == key:
+            found.append(path)
+        found += _ids_with(value, key, path)
+    return found
+
+
+def _stem(path: str) -> str:
+    name = Path(path).name
+    return re.sub(r"\.(nii\.gz|nii|mha|nrrd|png)$", "", name)
+
+
+def predict_and_score(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir: Path, classes: int,
+                      overrides: Dict[str, Any], since: float) -> Dict[str, Any]:
+    """Predict the validation and test cases through the bundle's inference config; score each against its
+    label. Returns ``{"val": {case: scores}, "test": {...}, "infer_seconds": s}``."""
+    bundle = run_dir / "bundle"
+    extra = [OVERLAY_FILE] if (bundle / OVERLAY_FILE).is_file() else []
+    configs = [bundle / c.relative_to(c.parents[1]) for c in wiring.inference_configs]
+    native = fusion_settings(bundle_parser(bundle, configs), run.fusion)
+    _weights_for_inference(wiring, bundle, extra, since)
+    inputs = run_dir / "inputs" / "imagesTs"  # MSD layout: bundles that glob dataset_dir/imagesTs find them too
+    shutil.rmtree(run_dir / "inputs", ignore_errors=True)
+    inputs.mkdir(parents=True)
+    by_stem: Dict[str, tuple] = {}
+    items = []
+    for part, part_cases in (("val", cases.val), ("test", cases.test)):
+        for case in part_cases:
+            image = Path(str(case[cases.image_keys[0]]))
+            link = inputs / image.name
+            if not link.exists():
+                link.symlink_to(image.resolve())
+            by_stem[_stem(image.name)] = (part, case)
+            items.append({key: str(inputs / Path(str(case[key])).name) if key == cases.image_keys[0] else case[key]
+                          for key in cases.image_keys})
+    atomic_write_text(bundle / INFER_CONFIG, json.dumps({**keys_of(overrides, bundle_parser(bundle, configs)), **native,
+                                                         "dataset_dir": str(run_dir / "inputs"),
+                                                         wiring.infer_data: items}, indent=1))
+    start = time.time()
+    _monai_run(bundle, _config_files(bundle, wiring.inference_configs, extra + [INFER_CONFIG]),
+               run_dir / "inference.log", run_dir / "inference_cwd")
+    seconds = time.time() - start
+    return {**_score_predictions(run_dir, by_stem, cases.label_key, classes, start), "infer_seconds": seconds}
+
+
+def _score_predictions(run_dir: Path, by_stem: Dict[str, tuple], label_key: str, classes: int,
+                       since: float) -> Dict[str, Any]:
+    written = [p for p in run_dir.rglob("*") if p.is_file() and re.search(r"\.nii(\.gz)?$", p.name)
+               and p.stat().st_mtime >= since - 1 and "inputs" not in p.relative_to(run_dir).parts]
+    scores: Dict[str, Dict[str, Any]] = {"val": {}, "test": {}}
+    for prediction in written:
+        stems = [s for s in by_stem if _stem(prediction.name).startswith(s)]
+        if stems:
+            stem = max(stems, key=len)
+            part, case = by_stem[stem]
+            scores[part][stem] = score_case(prediction, Path(str(case[label_key])), classes)
+    missing = [s for s, (part, _) in by_stem.items() if s not in scores[part]]
+    if missing:
+        raise TrialError(f"the bundle's inference wrote no prediction for {len(missing)} case(s), e.g. {missing[0]}; "
+                         f"its log: {run_dir / 'inference.log'}")
+    return scores

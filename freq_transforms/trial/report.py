@@ -1,0 +1,145 @@
+"""The trial's answer: per n and fusion, validation and test Dice and HD95 with bootstrap CIs, the paired
+difference to ``none`` with its CI and a verdict worded from it, the cost, and a figure.
+
+Each case's score is averaged over seeds first (the test cases are the same for every seed and fusion), so the
+CIs are over cases, and the paired difference pairs each case with itself (:mod:`freq_transforms.metrics`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from ..atomic import atomic_write_text
+from ..metrics import Interval, bootstrap_ci, paired_difference_ci
+
+__all__ = ["summarise", "verdict", "write_report"]
+
+FUSION_LABEL = {"none": "none", "early": "early v2", "late": "late v2"}
+
+
+def _per_case(results: Sequence[Dict[str, Any]], part: str, metric: str) -> Dict[str, float]:
+    """Case -> the mean over classes, then over seeds (NaN HD95 classes left out of the class mean)."""
+    values: Dict[str, List[float]] = defaultdict(list)
+    for result in results:
+        for case, scores in result[part].items():
+            finite = [v for v in scores[metric] if v is not None and math.isfinite(v)]
+            if finite:
+                values[f"{result['fold']}/{case}"].append(float(np.mean(finite)))
+    return {case: float(np.mean(v)) for case, v in values.items()}
+
+
+def _interval(values: Dict[str, float]) -> Dict[str, float]:
+    if not values:
+        return {}
+    ci = bootstrap_ci(list(values.values()))
+    return {"mean": ci.mean, "low": ci.low, "high": ci.high, "cases": len(values)}
+
+
+def verdict(fusion: str, n: int, difference: Interval) -> str:
+    """One line worded from the CI of the paired Dice difference (points)."""
+    points = [difference.mean * 100, difference.low * 100, difference.high * 100]
+    digits = 1 if len({f"{p:.1f}" for p in points}) == 3 else 2  # one decimal unless it hides the interval
+    said = f"{FUSION_LABEL.get(fusion, fusion)} {points[0]:+.{digits}f} [{points[1]:.{digits}f}, " \
+           f"{points[2]:.{digits}f}]"
+    if difference.low > 0:
+        return f"{said}: evidence of a gain at n = {n}"
+    if difference.high < 0:
+        return f"{said}: evidence of a loss at n = {n}"
+    return f"{said}: no evidence of a {'gain' if difference.mean >= 0 else 'loss'} at n = {n}"
+
+
+def _grouped(results: Sequence[Dict[str, Any]]) -> Dict[Tuple[int, str], List[Dict[str, Any]]]:
+    groups: Dict[Tuple[int, str], List[Dict[str, Any]]] = defaultdict(list)
+    for result in results:
+        groups[(result["n"], result["fusion"])].append(result)
+    return groups
+
+
+def summarise(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The rows of the report (one per n and fusion) and the paired comparisons to ``none``."""
+    groups = _grouped(results)
+    rows, comparisons = [], []
+    for (n, fusion), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "none", kv[0][1])):
+        test_dice = _per_case(group, "test", "dice")
+        none = groups.get((n, "none"), [])
+        train_seconds = float(np.mean([r["train_seconds"] for r in group]))
+        row = {"n": n, "fusion": fusion, "runs": len(group), "val_dice": _interval(_per_case(group, "val", "dice")),
+               "test_dice": _interval(test_dice), "test_hd95": _interval(_per_case(group, "test", "hd95")),
+               "train_seconds": train_seconds,
+               "infer_seconds": float(np.mean([r["infer_seconds"] for r in group]))}
+        if none:
+            row["cost_ratio"] = train_seconds / float(np.mean([r["train_seconds"] for r in none]))
+        rows.append(row)
+        if fusion != "none" and none:
+            base = _per_case(none, "test", "dice")
+            shared = sorted(set(base) & set(test_dice))
+            if shared:
+                difference = paired_difference_ci([test_dice[c] for c in shared], [base[c] for c in shared])
+                comparisons.append({"n": n, "fusion": fusion, "cases": len(shared), "mean": difference.mean,
+                                    "low": difference.low, "high": difference.high,
+                                    "verdict": verdict(fusion, n, difference)})
+    return {"rows": rows, "comparisons": comparisons}
+
+
+def _cell(interval: Dict[str, float], scale: float = 100.0) -> str:
+    if not interval:
+        return "-"
+    return f"{interval['mean'] * scale:.1f} [{interval['low'] * scale:.1f}, {interval['high'] * scale:.1f}]"
+
+
+def _markdown(summary: Dict[str, Any], plan: Dict[str, Any]) -> str:
+    lines = [f"# Trial: {plan['bundle']}", "",
+             f"Cases: {plan['cases']} in the dataset; per fold: training pool {plan['parts']['pool']}, validation "
+             f"{plan['parts']['val']}, test {plan['parts']['test']}; n_train {plan['n_train']}, seeds "
+             f"{plan['seeds']}, fusions {plan['fusions']}. Each test case's score is averaged over seeds; CIs are "
+             "95 % bootstrap over test cases.", "",
+             "| n | fusion | validation Dice | test Dice | test HD95 (mm) | train s / run | vs none | infer s / run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in summary["rows"]:
+        ratio = f"{row['cost_ratio']:.2f}x" if "cost_ratio" in row else "-"
+        lines.append(f"| {row['n']} | {FUSION_LABEL.get(row['fusion'], row['fusion'])} | {_cell(row['val_dice'])} | "
+                     f"{_cell(row['test_dice'])} | {_cell(row['test_hd95'], 1.0)} | {row['train_seconds']:.0f} | "
+                     f"{ratio} | {row['infer_seconds']:.0f} |")
+    lines += ["", "Paired test Dice difference to `none` (points, same cases, seeds and budget):", ""]
+    lines += [f"- {c['verdict']}" for c in summary["comparisons"]] or ["- no fusion to compare with none"]
+    lines += ["", "![Dice against n](trial.png)", ""]
+    return "\n".join(lines)
+
+
+def _figure(summary: Dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for fusion in dict.fromkeys(r["fusion"] for r in summary["rows"]):
+        rows = [r for r in summary["rows"] if r["fusion"] == fusion and r["test_dice"]]
+        n = [r["n"] for r in rows]
+        mean = [100 * r["test_dice"]["mean"] for r in rows]
+        ax.plot(n, mean, marker="o", label=FUSION_LABEL.get(fusion, fusion))
+        ax.fill_between(n, [100 * r["test_dice"]["low"] for r in rows], [100 * r["test_dice"]["high"] for r in rows],
+                        alpha=0.2)
+    ax.set_xlabel("training cases (n)")
+    ax.set_ylabel("test Dice (%)")
+    ax.set_xticks(sorted({r["n"] for r in summary["rows"]}))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(out: Path, results: Sequence[Dict[str, Any]], plan: Dict[str, Any]) -> Dict[str, Any]:
+    """Write ``trial.json``, ``trial.md`` and ``trial.png`` in ``out``; return the summary."""
+    summary = summarise(results)
+    atomic_write_text(out / "trial.json", json.dumps({"plan": plan, **summary, "runs": list(results)}, indent=1))
+    atomic_write_text(out / "trial.md", _markdown(summary, plan))
+    _figure(summary, out / "trial.png")
+    return summary

@@ -1,0 +1,145 @@
+"""``python -m freq_transforms trial``: does FD help on my data? One paired answer, on any bundle.
+
+The trial owns the split (:mod:`.plan`); the bundle owns the rest (:mod:`.wiring`, :mod:`.one_run`): its
+transforms, budget, model selection on validation and inference. Every fusion gets the same cases, seeds and
+budget; ``none`` is the bundle as it is, ``early``/``late`` add the FD overlay (or set the fusion of a bundle
+whose network is FD already). Runs that finished are kept in ``O/runs/<name>/result.json``: started again, the
+trial runs only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from tqdm import tqdm
+
+from ..atomic import atomic_write_text
+from ..overlay import OverlayError, write_overlay
+from .one_run import RESULT_FILE, TrialCases, fusion_settings, predict_and_score, train_run
+from .plan import Run, TrialSplit, describe, trial_runs, trial_splits
+from .report import write_report
+from .scoring import label_classes
+from .wiring import BundleWiring, Item, TrialError, bundle_cases, bundle_parser, wire_bundle
+
+__all__ = ["run_trial", "TrialError"]
+
+
+def _label_key(cases: List[Item], image_keys: List[str]) -> str:
+    others = [k for k in cases[0] if k not in image_keys and isinstance(cases[0][k], str)]
+    named = [k for k in others if k.lower() in ("label", "seg", "lbl", "mask")]
+    if not (named or others):
+        raise TrialError(f"the bundle's cases have no label key besides the image ({sorted(cases[0])})")
+    return (named or others)[0]
+
+
+def _check_overrides(wiring: BundleWiring, overrides: Dict[str, Any]) -> None:
+    """Every override names a key of the bundle's train or inference configs (one line with the nearest if not):
+    a misspelt budget key would otherwise train with the bundle's default."""
+    from ..bundle_overrides import unknown_override
+
+    keys = {**bundle_parser(wiring.root, wiring.inference_configs).get(),
+            **bundle_parser(wiring.root, wiring.train_configs).get()}
+    for key in overrides:
+        problem = unknown_override(key, keys)
+        if problem is not None:
+            raise TrialError(f"--overrides: {problem.lstrip('-')}")
+
+
+def _check_fusions_wrap(wiring: BundleWiring, fusions: Sequence[str], scratch: Path) -> None:
+    """A bundle the overlay refuses stops here, in one line, before any training."""
+    parser = bundle_parser(wiring.root, wiring.train_configs)
+    if fusion_settings(parser, "none"):
+        return  # this project's bundles set their own fusion
+    for fusion in [f for f in fusions if f != "none"]:
+        copy = scratch / f"overlay_{fusion}"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(wiring.root / "configs", copy / "configs")
+        if (wiring.root / "scripts").is_dir():
+            shutil.copytree(wiring.root / "scripts", copy / "scripts")
+        try:
+            write_overlay(copy, fusion=fusion, force=True)
+        except OverlayError as err:
+            raise TrialError(f"fusion {fusion} cannot be tried on {wiring.root.name}: {err}") from None
+
+
+def _load_results(out: Path, runs: Sequence[Run]) -> Dict[str, Dict[str, Any]]:
+    done = {}
+    for run in runs:
+        path = out / "runs" / run.name / RESULT_FILE
+        if path.is_file():
+            done[run.name] = json.loads(path.read_text())
+    return done
+
+
+def _one(wiring: BundleWiring, run: Run, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
+         classes: int, overrides: Dict[str, Any]) -> Dict[str, Any]:
+    run_dir = out / "runs" / run.name
+    cases = TrialCases(split.train(run.n, run.seed), split.val, split.test, *keys)
+    start = time.time()
+    train_seconds = train_run(wiring, run, cases, run_dir, dataset_dir, overrides)
+    scores = predict_and_score(wiring, run, cases, run_dir, classes, overrides, since=start)
+    result = {"n": run.n, "seed": run.seed, "fusion": run.fusion, "fold": run.fold, "train_seconds": train_seconds,
+              **scores, "train_cases": [str(c[keys[0][0]]) for c in cases.train]}
+    atomic_write_text(run_dir / RESULT_FILE, json.dumps(result, indent=1))
+    shutil.rmtree(run_dir / "inputs", ignore_errors=True)
+    return result
+
+
+def _estimate(wiring: BundleWiring, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
+              overrides: Dict[str, Any], n: int, runs: int, done: Dict[str, Dict[str, Any]]) -> str:
+    """About how long the missing runs take: from the runs done, else by training one epoch."""
+    if done:
+        per_run = sum(r["train_seconds"] + r["infer_seconds"] for r in done.values()) / len(done)
+        return f"about {per_run * runs / 60:.0f} min ({per_run:.0f} s per run, from the runs done)"
+    parser = bundle_parser(wiring.root, wiring.train_configs, {k: v for k, v in overrides.items()})
+    epochs = int(parser.get_parsed_content(wiring.max_epochs))
+    probe = Run(n, 0, "none", split.fold)
+    cases = TrialCases(split.train(n, 0), split.val, split.test, *keys)
+    seconds = train_run(wiring, probe, cases, out / "estimate", dataset_dir, overrides, max_epochs=1)
+    shutil.rmtree(out / "estimate", ignore_errors=True)
+    return (f"about {seconds * epochs * runs / 60:.0f} min ({epochs} epochs per run; one epoch at n = {n}, with "
+            f"start-up, took {seconds:.0f} s)")
+
+
+def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence[int] = (4, 8),
+              seeds: Sequence[int] = (0, 1, 2), fusions: Sequence[str] = ("none", "early", "late"),
+              folds: Optional[int] = None, overrides: Optional[Dict[str, Any]] = None,
+              test_dir: Optional[Path] = None, estimate: bool = True, log=print) -> Dict[str, Any]:
+    """Run the trial (resumable) and write ``out/trial.md``, ``trial.json`` and ``trial.png``; return the
+    summary. Raises :class:`TrialError` (one line) before any training where the bundle, the data or the plan
+    cannot work."""
+    bundle_root, dataset_dir, out = bundle_root.resolve(), dataset_dir.resolve(), out.resolve()
+    overrides = dict(overrides or {})
+    out.mkdir(parents=True, exist_ok=True)
+    wiring = wire_bundle(bundle_root)
+    _check_overrides(wiring, overrides)
+    _check_fusions_wrap(wiring, fusions, out / "scratch")
+    cases, image_keys = bundle_cases(wiring, dataset_dir, out / "scratch")
+    test_cases = bundle_cases(wiring, test_dir.resolve(), out / "scratch")[0] if test_dir else None
+    keys = (image_keys, _label_key(cases, image_keys))
+    splits = trial_splits(cases, image_keys[0], n_train, seeds, folds, test_cases)
+    runs = trial_runs(splits, n_train, seeds, fusions)
+    classes = label_classes([Path(str(c[keys[1]])) for c in cases + (test_cases or [])])
+    plan = {"bundle": bundle_root.name, "cases": len(cases), "parts": describe(splits), "n_train": sorted(set(n_train)),
+            "seeds": list(seeds), "fusions": list(fusions), "runs": len(runs), "classes": classes,
+            "overrides": overrides, "wiring": {"train": wiring.train_data, "val": wiring.val_data,
+                                               "inference": wiring.infer_data}}
+    done = _load_results(out, runs)
+    missing = [r for r in runs if r.name not in done]
+    how_long = _estimate(wiring, splits[0], out, dataset_dir, keys, overrides, max(n_train), len(missing), done) \
+        if estimate and missing else "nothing to run" if not missing else "not estimated"
+    log(f"trial of {bundle_root.name}: {len(runs)} runs ({len(missing)} to do), {len(cases)} cases; per fold "
+        f"pool {plan['parts']['pool']}, validation {plan['parts']['val']}, test {plan['parts']['test']}; {how_long}")
+    atomic_write_text(out / "plan.json", json.dumps(plan, indent=1))
+    by_fold = {split.fold: split for split in splits}
+    for run in tqdm(missing, desc="trial", unit="run"):
+        done[run.name] = _one(wiring, run, by_fold[run.fold], out, dataset_dir, keys, classes, overrides)
+    shutil.rmtree(out / "scratch", ignore_errors=True)
+    summary = write_report(out, [done[r.name] for r in runs], plan)
+    for comparison in summary["comparisons"]:
+        log(comparison["verdict"])
+    return summary
