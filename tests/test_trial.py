@@ -4,6 +4,7 @@ zoo bundles in ../shared/zoo with tiny budgets; pairing and nesting of the split
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -83,8 +84,11 @@ def test_the_split_is_paired_nested_and_keeps_one_image_in_one_part(hippocampus_
 
 def test_hippocampus_trial_pairs_fusions_reports_and_resumes(hippocampus_cases, tmp_path):
     out = tmp_path / "trial"
+    plan = []
     summary = run_trial(HIPPO, hippocampus_cases, out, n_train=[2], seeds=[0], fusions=["none", "early"],
-                        overrides=HIPPO_SMALL, estimate=False, log=lambda line: None)
+                        overrides={**HIPPO_SMALL, "epochs": 3}, estimate=True, log=plan.append)
+    assert re.search(r"2 runs \(2 to do\), 12 cases; per fold pool \[\d+\], validation \[\d+\], test \[\d+\]; "
+                     r"about \d+ min \(3 epochs per run at about [\d.]+ s each", plan[0]), plan[0]
     report = json.loads((out / "trial.json").read_text())
     none, early = (next(r for r in report["runs"] if r["fusion"] == f) for f in ("none", "early"))
     assert none["train_cases"] == early["train_cases"] and len(none["train_cases"]) == 2
@@ -100,8 +104,8 @@ def test_hippocampus_trial_pairs_fusions_reports_and_resumes(hippocampus_cases, 
     (out / "runs" / "fold0_n2_s0_early" / "result.json").unlink()
     lines = []
     run_trial(HIPPO, hippocampus_cases, out, n_train=[2], seeds=[0], fusions=["none", "early"],
-              overrides=HIPPO_SMALL, estimate=False, log=lines.append)
-    assert "2 runs (1 to do)" in lines[0]
+              overrides={**HIPPO_SMALL, "epochs": 3}, estimate=True, log=lines.append)
+    assert "2 runs (1 to do)" in lines[0] and "s per run, from the runs done" in lines[0]
     assert (out / "runs" / "fold0_n2_s0_none" / "result.json").stat().st_mtime == kept
     assert (out / "runs" / "fold0_n2_s0_early" / "result.json").is_file()
 

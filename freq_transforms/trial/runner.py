@@ -10,6 +10,7 @@ trial runs only what is missing.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_write_text
 from ..overlay import OverlayError, write_overlay
-from .one_run import RESULT_FILE, TrialCases, fusion_settings, predict_and_score, train_run
+from .one_run import RESULT_FILE, TrialCases, fusion_settings, keys_of, predict_and_score, train_run
 from .plan import Run, TrialSplit, describe, trial_runs, trial_splits
 from .report import write_report
 from .scoring import label_classes
@@ -89,20 +90,37 @@ def _one(wiring: BundleWiring, run: Run, split: TrialSplit, out: Path, dataset_d
     return result
 
 
+def _last_epoch_seconds(log: Path) -> Optional[float]:
+    """The trainer's last epoch time, from ignite's ``... Trainer ... Epoch[2] Complete. Time taken: 00:00:01.234``
+    log lines (the first epoch carries warm-up: caching, first allocations)."""
+    times = []
+    for line in log.read_text(errors="replace").splitlines() if log.is_file() else []:
+        found = re.search(r"Trainer.*Epoch\[\d+\] Complete\. Time taken: (\d+):(\d+):([\d.]+)", line)
+        if found:
+            hours, minutes, seconds = found.groups()
+            times.append(3600 * int(hours) + 60 * int(minutes) + float(seconds))
+    return times[-1] if times else None
+
+
 def _estimate(wiring: BundleWiring, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
               overrides: Dict[str, Any], n: int, runs: int, done: Dict[str, Dict[str, Any]]) -> str:
-    """About how long the missing runs take: from the runs done, else by training one epoch."""
+    """About how long the missing runs take: from the runs done, else from two timed epochs (start-up and the
+    first epoch's warm-up once per run, the second epoch's time for every further epoch)."""
     if done:
         per_run = sum(r["train_seconds"] + r["infer_seconds"] for r in done.values()) / len(done)
         return f"about {per_run * runs / 60:.0f} min ({per_run:.0f} s per run, from the runs done)"
-    parser = bundle_parser(wiring.root, wiring.train_configs, {k: v for k, v in overrides.items()})
+    parser = bundle_parser(wiring.root, wiring.train_configs, keys_of(overrides, bundle_parser(
+        wiring.root, wiring.train_configs)))
     epochs = int(parser.get_parsed_content(wiring.max_epochs))
-    probe = Run(n, 0, "none", split.fold)
     cases = TrialCases(split.train(n, 0), split.val, split.test, *keys)
-    seconds = train_run(wiring, probe, cases, out / "estimate", dataset_dir, overrides, max_epochs=1)
+    timed = min(2, epochs)
+    total = train_run(wiring, Run(n, 0, "none", split.fold), cases, out / "estimate", dataset_dir, overrides,
+                      max_epochs=timed)
+    epoch = _last_epoch_seconds(out / "estimate" / "train.log") or total / timed
     shutil.rmtree(out / "estimate", ignore_errors=True)
-    return (f"about {seconds * epochs * runs / 60:.0f} min ({epochs} epochs per run; one epoch at n = {n}, with "
-            f"start-up, took {seconds:.0f} s)")
+    per_run = total + (epochs - timed) * epoch
+    return (f"about {per_run * runs / 60:.0f} min ({epochs} epochs per run at about {epoch:.1f} s each at n = {n}, "
+            f"from {timed} timed epochs of {total:.0f} s with start-up; inference comes on top)")
 
 
 def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence[int] = (4, 8),
