@@ -38,6 +38,12 @@ def _component_keys(files: List[str], component: str) -> List[str]:
     return sorted(k for k in found if k != "_target_")
 
 
+def _defaults(files: List[str]) -> Dict[str, object]:
+    from monai.bundle import ConfigParser
+
+    return ConfigParser.load_config_files([str(BUNDLE / f) for f in files])
+
+
 def _resolved(files: List[str], overrides: Dict[str, object]) -> Dict[str, object]:
     """The ``flags`` and ``optional`` components as a real run resolves them; only the settings check runs."""
     args = [arg for key, value in overrides.items() for arg in (f"--{key}", str(value))]
@@ -57,6 +63,10 @@ def test_each_boolean_and_nullable_key_reads_as_written(group):
     files = GROUPS[group]
     flags, nullables = _component_keys(files, "flags"), _component_keys(files, "optional")
     assert flags, f"{group} has no flags component"
+    defaults = _defaults(files)
+    assert {k for k, v in defaults.items() if v is None} <= set(nullables), "a key whose default is null is not read " \
+        "through the optional component"
+    assert {k for k, v in defaults.items() if isinstance(v, bool)} <= set(flags), "a boolean key is not in flags"
     off = {key: FALSE_WORDS[i % len(FALSE_WORDS)] for i, key in enumerate(flags)}
     off.update({key: NULL_WORDS[i % len(NULL_WORDS)] for i, key in enumerate(nullables)})
     resolved = _resolved(files, off)

@@ -182,6 +182,29 @@ def test_an_empty_or_bad_boolean_stops_in_one_line(argv, line, tmp_path, capsys)
     assert stop.value.code == 2 and capsys.readouterr().err.strip().splitlines() == [line]
 
 
+@pytest.mark.parametrize("argv,train", [
+    (["--n_train", "null"], 4), (["--n_train=NULL", "--folds", "None"], 4), (["--n_train", "2"], 2),
+    (["4,1,1", "0", "0", "null"], 4),  # positional: split_ratio, split_seed, seed, n_train
+])
+def test_null_means_none_for_an_option_whose_default_is_none(argv, train, tmp_path, capsys):
+    """fire hands ``--n_train null`` over as the string 'null', which the option's own help offers."""
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=6, seed=0, shape=[16, 16, 12], progress=False)
+    ratio = [] if argv[0] == "4,1,1" else ["--split_ratio", "4,1,1"]
+    cli.main(["split", str(data), *ratio, *argv])
+    assert capsys.readouterr().out.splitlines()[0] == f"train: {train}"
+
+
+@pytest.mark.parametrize("argv,line", [
+    (["--n_train", "nul"], "error: --n_train must be an integer or null, got 'nul'"),
+    (["--split_seed", "x"], "error: --split_seed must be an integer, got 'x'"),
+])
+def test_a_bad_number_stops_in_one_line_naming_the_option(argv, line, tmp_path, capsys):
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=6, seed=0, shape=[16, 16, 12], progress=False)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["split", str(data), *argv])
+    assert stop.value.code == 2 and capsys.readouterr().err.strip().splitlines() == [line]
+
+
 def test_readme_shows_the_demo_table_as_the_demo_prints_it():
     """The README's demo table is a copy of what ``bash ci/demo.sh`` printed: the same columns as the summary
     table the demo writes (it once showed 6 of its 10 columns)."""

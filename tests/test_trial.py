@@ -76,6 +76,9 @@ def test_the_split_is_paired_nested_and_keeps_one_image_in_one_part(hippocampus_
             assert split.train(4, 0) != split.train(4, 1)
         if folds:  # every case tested once
             assert sorted(c["image"] for s in splits for c in s.test) == sorted(c["image"] for c in cases)
+    external = cases[:3]  # --test_dir: its cases are the test part, the dataset gives pool and validation
+    [split] = trial_splits(cases[3:], "image", [2], [0], test_cases=external)
+    assert split.test == external and len(split.pool) + len(split.val) == len(cases) - 3
     runs = trial_runs(splits, [2, 4], [0], ["none", "early"])
     assert [r.name for r in runs][:2] == ["fold0_n2_s0_none", "fold0_n2_s0_early"]
     with pytest.raises(TrialError, match="n_train 9 is more than the 7 training cases"):

@@ -9,6 +9,7 @@ checks they share one grid, and one-hot encodes them.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Dict, List
 
@@ -55,6 +56,8 @@ def score_case(prediction: Path, label: Path, classes: int) -> Dict[str, List[fl
     y_pred, y = _one_hot(predicted, classes), _one_hot(truth, classes)
     dice = compute_dice(y_pred, y, include_background=False, ignore_empty=False)[0]
     spacing = affine_to_spacing(torch.as_tensor(affine, dtype=torch.float64), r=3).tolist()
-    hd95 = compute_hausdorff_distance(y_pred, y, include_background=False, percentile=95, spacing=spacing)[0]
+    with warnings.catch_warnings():  # MONAI 1.6 warns about its own deprecated argument inside this call
+        warnings.simplefilter("ignore", FutureWarning)
+        hd95 = compute_hausdorff_distance(y_pred, y, include_background=False, percentile=95, spacing=spacing)[0]
     return {"dice": [float(d) for d in dice], "hd95": [float(h) if math.isfinite(float(h)) else float("nan")
                                                         for h in hd95]}
