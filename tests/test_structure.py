@@ -47,3 +47,12 @@ def test_the_library_never_imports_the_lab():
 def test_the_import_picture_in_the_docs_is_current():
     """``python ci/import_graph.py --write`` after a change of imports."""
     assert import_graph.mermaid(_graph()) in (ROOT / "docs" / "architecture.md").read_text()
+
+
+def test_every_subpackage_is_in_the_wheel():
+    """pyproject lists packages by name: a new subpackage missing there installs without its modules."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "freq_transforms").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
