@@ -294,16 +294,19 @@ def one_line_errors() -> None:
 
 
 def _log_without_traceback() -> None:
-    """Drop the traceback from log records of such an error: MONAI's ``StatsHandler`` logs every exception that
-    ends a run with ``logger.exception`` (a traceback on stdout) before the error reaches the excepthook. Other
-    records are untouched."""
+    """Drop the traceback from log records of such an error whose message already says it: MONAI's
+    ``StatsHandler`` logs every exception that ends a run with ``logger.exception(f"Exception: {e}")`` (a
+    traceback on stdout) before the error reaches the excepthook. A record that does not say it (a server's
+    "Exception in ASGI application") keeps its traceback, whose last line does."""
     previous = logging.getLogRecordFactory()
     if getattr(previous, "freq_transforms_one_line", False):
         return
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        if record.exc_info and record.exc_info[1] is not None and _input_error(record.exc_info[1]) is not None:
+        error = record.exc_info[1] if record.exc_info else None
+        found = _input_error(error) if error is not None else None
+        if found is not None and str(found) in str(record.msg):  # the line already says it: drop the traceback
             record.exc_info, record.exc_text = None, None
         return record
 
