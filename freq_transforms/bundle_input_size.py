@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, List, Sequence, Tuple
 
-__all__ = ["SIZE_KEYS", "bundle_input_sizes"]
+__all__ = ["SIZE_KEYS", "bundle_input_sizes", "ids_with_key"]
 
 # In order of trust: what the network sees at inference, then at training, then any size.
 SIZE_KEYS = ("roi_size", "patch_size", "crop_size", "spatial_size", "img_size")
 
 
-def _ids_with_key(config: Any, key: str, prefix: str = "") -> Iterator[str]:
+def ids_with_key(config: Any, key: str, prefix: str = "") -> Iterator[str]:
     """The config ids (``a#b#0#roi_size``) of every ``key`` at any depth of a parsed config."""
     items: Sequence[Tuple[Any, Any]] = ()
     if isinstance(config, dict):
@@ -29,7 +29,7 @@ def _ids_with_key(config: Any, key: str, prefix: str = "") -> Iterator[str]:
         path = f"{prefix}#{name}" if prefix else str(name)
         if name == key:
             yield path
-        yield from _ids_with_key(value, key, path)
+        yield from ids_with_key(value, key, path)
 
 
 def _as_size(value: Any, spatial_dims: int) -> List[int]:
@@ -63,7 +63,7 @@ def bundle_input_sizes(bundle_root: Path, config_groups: Sequence[Sequence[Path]
             parser = ConfigParser()
             parser.read_config([str(path) for path in group])
             parser["bundle_root"] = str(bundle_root)
-            for config_id in _ids_with_key(parser.get(), key):
+            for config_id in ids_with_key(parser.get(), key):
                 try:
                     size = _as_size(parser.get_parsed_content(config_id, instantiate=False), spatial_dims)
                 except Exception:  # noqa: BLE001  (an expression that needs the running workflow)

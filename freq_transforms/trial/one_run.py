@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..atomic import atomic_write_text
+from ..bundle_input_size import ids_with_key
 from ..overlay import OVERLAY_FILE, write_overlay
 from ..overlay_commands import bundle_config
 from .plan import Run
@@ -128,7 +129,7 @@ def _weights_for_inference(wiring: BundleWiring, bundle: Path, extra: List[str],
     configs = [bundle / c.relative_to(c.parents[1]) for c in wiring.inference_configs] + [bundle / e for e in extra]
     parser = bundle_parser(bundle, configs)
     paths = []
-    for config_id in _ids_with(parser.get(), "load_path"):
+    for config_id in ids_with_key(parser.get(), "load_path"):
         try:
             paths.append(Path(str(parser.get_parsed_content(config_id, instantiate=False))))
         except Exception:  # noqa: BLE001
@@ -156,17 +157,6 @@ def keys_of(overrides: Dict[str, Any], parser: Any) -> Dict[str, Any]:
 def _metric_of(name: str) -> float:
     found = re.search(r"key_metric=(-?[0-9.]+?)(\.pt)?$", name)
     return float(found.group(1)) if found else float("-inf")
-
-
-def _ids_with(config: Any, key: str, prefix: str = "") -> List[str]:
-    found = []
-    items = config.items() if isinstance(config, dict) else enumerate(config) if isinstance(config, list) else []
-    for name, value in items:
-        path = f"{prefix}#{name}" if prefix else str(name)
-        if name == key:
-            found.append(path)
-        found += _ids_with(value, key, path)
-    return found
 
 
 def _stem(path: str) -> str:
