@@ -33,7 +33,7 @@ __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity",
              "augment", "epochs", "val_interval", "batch_size", "sampling", "patch_size", "target_spacing",
              "crop_foreground", "samples_per_volume", "iterations_per_epoch", "largest_component")
-CONFIGS = ("train", "evaluate", "inference", "multi_gpu_train")
+CONFIGS = ("train", "evaluate", "inference", "inference_onnx", "multi_gpu_train")
 INTENSITY_WORDS = {"paper": "min-max per image, as in the paper", "ct_window": "Hounsfield window -57..164 HU, clipped",
                    "percentile": "0.5-99.5 percentiles of each image, clipped"}
 

@@ -3,9 +3,10 @@ what it runs when it runs, so the command line starts without torch or MONAI."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
+
+from .model_commands import MODEL_COMMANDS
 
 __all__ = ["COMMANDS"]
 
@@ -122,21 +123,6 @@ def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_inte
                         seed, iterations_per_epoch, sampling))
 
 
-def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str] = None,
-            weights_url: Optional[str] = None) -> Dict[str, Dict[str, str]]:
-    """Write zoo-style archives <out>/<name>_v<version>.zip and <out>/model_info.json.
-
-    Args:
-        bundles: folder of bundles (its model_info.json records the released versions).
-        out: output folder (an existing model_info.json is merged, older versions stay listed).
-        base_url: where the zips will be published, e.g. a GitHub release's download URL.
-        weights_url: host models/ apart (a large_files.yml is shipped instead), e.g. a Hugging Face repo.
-    """
-    from .release import release as make_release
-
-    return make_release(bundles, out, base_url, weights_url)
-
-
 def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optional[str] = None,
           bundle: Optional[str] = None, overlay_bundle: Optional[str] = None,
           only: Optional[Sequence[str]] = None) -> None:
@@ -171,35 +157,34 @@ def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optio
 
 def sweep(bundle: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8, 17),
           fusion: Sequence[str] = ("none", "early", "late"), seeds: Sequence[int] = (0, 1, 2), epochs: int = 150,
-          test_dir: Optional[str] = None, overrides: Optional[Dict] = None, arch: Optional[Sequence[str]] = None,
+          test_dir: Optional[str] = None, overrides: Optional[Dict] = None, arch: Optional[str] = None,
           folds: Optional[int] = None) -> str:
-    """Run the n_train x fusion x arch x seed grid through the bundle's configs; resumable; writes summaries.
+    """The trial on the bundle's own split (trial --split bundle): its n_train, seed and folds keys draw the cases.
 
     Args:
-        bundle: bundle folder, e.g. bundles/hippocampus_mri_fd_segmentation.
+        bundle: this project's bundle, e.g. bundles/hippocampus_mri_fd_segmentation.
         dataset_dir: MSD-layout folder (split by the bundle: fixed val/test, nested train subsets).
-        out: output folder: runs/<n>_<fusion>_s<seed>/, summary.csv, summary.md, dice_vs_ntrain.png.
+        out: output folder, as the trial's.
         n_train: training-set sizes, e.g. 4,8,17; "all" for the whole train part.
         fusion: FD modes, e.g. none,early,late.
         seeds: training seeds, e.g. 0,1,2.
         epochs: epochs per run.
         test_dir: score an external MSD-layout test set instead of the bundle's test split.
         overrides: more bundle overrides, e.g. "{'val_interval': 10, 'cutoff': 0.2}".
-        arch: FD layer layouts to run each FD mode with, e.g. v2,paper (default: the bundle's arch).
+        arch: FD layer layout (v2 or paper; default: the bundle's); one per sweep: compare sweeps with compare.
         folds: K-fold cross-validation (every case tested once; duplicates of one image kept together).
     """
-    from .lab.sweep import run_sweep
+    if arch is not None and len(_as_list(arch)) > 1:
+        raise ValueError("--arch takes one layout per sweep: run one sweep per layout and pair them with compare")
+    layout = {"arch": str(arch)} if arch is not None else {}
+    return trial(bundle, dataset_dir, out, n_train, seeds, fusion, folds, {**(overrides or {}), "epochs": epochs,
+                                                                          **layout}, test_dir, split="bundle")
 
-    sizes = [None if str(n) == "all" else int(n) for n in _as_list(n_train)]
-    return str(run_sweep(Path(bundle), dataset_dir, Path(out), sizes, [str(f) for f in _as_list(fusion)],
-                         [int(s) for s in _as_list(seeds)], int(epochs), test_dir, dict(overrides or {}),
-                         [str(a) for a in _as_list(arch)] if arch else None, int(folds) if folds else None))
 
-
-def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence[int] = (4, 8),
+def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8),
           seeds: Sequence[int] = (0, 1, 2), fusion: Sequence[str] = ("none", "early", "late"),
           folds: Optional[int] = None, overrides: Optional[Dict] = None, test_dir: Optional[str] = None,
-          estimate: bool = True) -> str:
+          estimate: bool = True, split: str = "trial") -> str:
     """Does FD help on my data? Train the bundle with and without FD on the same cases, seeds and budget; report
     paired test Dice with CIs (out/trial.md, trial.json, trial.png). Resumable.
 
@@ -207,56 +192,56 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence[int] =
         bundle_root: this project's bundle or any zoo segmentation bundle the overlay wraps (JSON or YAML).
         dataset_dir: the cases, laid out as the bundle expects; the trial splits them (duplicates kept together).
         out: output folder: plan.json, runs/<fold_n_seed_fusion>/, trial.md, trial.json, trial.png.
-        n_train: training-set sizes, nested (the 4 cases are inside the 8), e.g. 4,8.
+        n_train: training-set sizes, nested (the 4 cases are inside the 8), e.g. 4,8; "all": the whole pool.
         seeds: training seeds, e.g. 0,1,2 (each also draws its own training cases).
         fusion: none (the bundle as it is), early, late.
         folds: K-fold cross-validation (every case tested once) instead of one held-out test part.
         overrides: the bundle's own keys for its budget and loaders, e.g. "{'num_epochs': 50}".
         test_dir: test cases from another folder (same layout) instead of a held-out part.
         estimate: time one epoch first to say how long the trial takes.
+        split: trial (the trial splits the cases) or bundle (the bundle's own n_train, seed, folds keys do).
     """
     from .trial import run_trial
 
-    summary = run_trial(Path(bundle_root), Path(dataset_dir), Path(out), [int(n) for n in _as_list(n_train)],
+    sizes = [None if str(n) == "all" else int(n) for n in _as_list(n_train)]
+    summary = run_trial(Path(bundle_root), Path(dataset_dir), Path(out), sizes,
                         [int(s) for s in _as_list(seeds)], [str(f) for f in _as_list(fusion)],
                         int(folds) if folds else None, dict(overrides or {}), Path(test_dir) if test_dir else None,
-                        estimate)
+                        estimate, str(split))
     return f"{Path(out) / 'trial.md'}: " + "; ".join(c["verdict"] for c in summary["comparisons"])
 
 
-def export(out: str, dest: str, task: Optional[str] = None) -> str:
-    """Copy a sweep's per-run records (per-case metrics, splits, validation Dice; no weights) and summarise them.
+def export(out: str, dest: str) -> str:
+    """Copy a trial's (or sweep's) per-run results (scores, cases, times; no weights) and redo its report there.
 
     Args:
-        out: the sweep's output folder.
-        dest: folder to create or update, e.g. docs/results/hippocampus_grid (summary.csv, summary.md and
-            dice_vs_ntrain.png are written there).
-        task: name in the table's task column (default: dest's name).
+        out: the trial's output folder.
+        dest: folder to create or update, e.g. docs/results/hippocampus_grid (trial.md, trial.json, trial.png).
     """
-    from .lab.sweep import export_records
+    from .trial import export_trial
 
-    return str(export_records(Path(out), Path(dest), task or Path(dest).name))
+    return str(export_trial(Path(out), Path(dest)))
 
 
 def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_b: Optional[str] = None,
             arch_a: Optional[str] = None, arch_b: Optional[str] = None, seed: Optional[int] = None) -> str:
-    """Paired bootstrap CI of mean test Dice between two sweeps' runs on the same test cases (A minus B).
+    """Paired bootstrap CI of mean test Dice between two trials' runs on the same test cases (A minus B).
 
     Args:
-        a: sweep output folder of side A (e.g. an ablation sweep).
-        b: sweep output folder of side B (e.g. the main grid); may be the same as a.
-        n_train: training-set size of the runs to compare ("all" for the full train part).
+        a: trial (or sweep) output folder of side A (e.g. an ablation with other --overrides).
+        b: trial output folder of side B (e.g. the main grid); may be the same as a.
+        n_train: training-set size of the runs to compare ("all" for the whole train part).
         fusion_a: FD mode of side A.
         fusion_b: FD mode of side B (default: fusion_a).
         arch_a: layer layout of side A (v2 or paper; default: any).
         arch_b: layer layout of side B (v2 or paper; default: any).
         seed: compare the runs of this seed only (default: each side averaged over all its seeds).
     """
-    from .lab.sweep import compare_runs
+    from .trial import compare_folders
 
     n = None if str(n_train) == "all" else int(n_train)
-    return compare_runs(Path(a), Path(b), n, str(fusion_a), str(fusion_b or fusion_a), arch_a, arch_b,
-                        None if seed is None else int(seed))
+    return compare_folders(Path(a), Path(b), n, str(fusion_a), str(fusion_b or fusion_a), arch_a, arch_b,
+                           None if seed is None else int(seed))
 
 
 def contrast(task: str = "red_nucleus", n: int = 6) -> Dict[str, float]:
@@ -271,71 +256,9 @@ def contrast(task: str = "red_nucleus", n: int = 6) -> Dict[str, float]:
     return {mode: round(value, 3) for mode, value in phantom_contrast(task, n=int(n)).items()}
 
 
-def overlay(bundle_root: str, fusion: str = "early", arch: str = "v2", cutoff: float = 0.1, mask: str = "box",
-            features: int = 8, fuse: str = "concat", force: bool = False) -> str:
-    """Put FD on a model-zoo segmentation bundle: write <bundle_root>/configs/fd_overlay.json, print how to run it.
-
-    The overlaid network is built and run once at the bundle's own input size first; a network FD cannot wrap
-    stops with one line saying why, and nothing is written.
-
-    Args:
-        bundle_root: the bundle folder (configs/train.json or train.yaml with a network_def).
-        fusion: early (FD before the network; v2 starts as exactly the bundle's network) or late.
-        arch: v2 (FD at the network's cost, starting as it) or paper (the released code's layers).
-        cutoff: fraction of each axis's spectrum in the low band (the paper's 0.1).
-        mask: low-pass mask: box, ball or gaussian.
-        features: width of late v2's low-band head, or of the paper layout's branch convs.
-        fuse: paper layout only: concat, add or spectral.
-        force: overwrite an overlay of other settings that sits beside trained weights in models/.
-    """
-    from .overlay import OVERLAY_FILE, write_overlay
-
-    commands = write_overlay(bundle_root, fusion, arch, float(cutoff), mask, int(features), fuse, force)
-    lines = [f"wrote {Path(bundle_root) / OVERLAY_FILE}; from {bundle_root}:"]
-    lines += [f"  {name}: {command}" for name, command in commands.items()]
-    lines.append(f"without FD: the same commands without {OVERLAY_FILE}, with another bundle_root to compare")
-    return "\n".join(lines)
-
-
-def bundles_build(check: bool = False, source: str = "bundle_source", out: str = "bundles") -> str:
-    """Write bundles/<name>/ for every bundle_source/tasks/<name>.json (run from the repository root).
-
-    Args:
-        check: only report the files that differ from what the source produces (exit 1 if any).
-        source: the source folder (shared configs, README template, one task file per bundle).
-        out: the folder of the bundles.
-    """
-    from .bundle_build import build_bundles
-
-    changed = build_bundles(Path(source), Path(out), check=bool(check))
-    if check and changed:
-        print("out of date (run python -m freq_transforms bundles build):\n  " + "\n  ".join(changed))
-        sys.exit(1)
-    return f"{len(changed)} file(s) {'differ' if check else 'written'}"
-
-
-def recipe(weights: str, into: Optional[str] = None) -> str:
-    """Print the recipe a model was trained with (model.pt, TorchScript or ONNX); or stamp it into an export.
-
-    Args:
-        weights: a weights file: a bundle's models/model.pt, a TorchScript export (.ts) or an ONNX file (.onnx).
-        into: an exported model (.onnx, or .ts) to write the recipe into (ONNX metadata_props
-            freq_transforms_recipe, TorchScript extra file recipe.json), e.g. after monai.bundle onnx_export.
-    """
-    import json
-
-    from .recipe import read_recipe, write_recipe_into
-
-    found = read_recipe(weights)
-    if found is None:
-        raise ValueError(f"{weights} carries no freq_transforms recipe (weights saved by an older version, or not "
-                         "by an FD network)")
-    if into:
-        return f"wrote the recipe of {weights} into {write_recipe_into(into, found)}"
-    return json.dumps(found, indent=2, sort_keys=True)
-
-
 COMMANDS: Dict[str, Callable] = {"demo": demo, "phantoms": phantoms, "split": split, "figure": figure, "curve": curve,
                                  "sweep": sweep, "export": export, "compare": compare, "bench": bench,
-                                 "contrast": contrast, "overlay": overlay, "recipe": recipe, "release": release,
-                                 "trial": trial, "bundles build": bundles_build}
+                                 "contrast": contrast, "overlay": MODEL_COMMANDS["overlay"],
+                                 "recipe": MODEL_COMMANDS["recipe"], "release": MODEL_COMMANDS["release"],
+                                 "trial": trial, "onnx": MODEL_COMMANDS["onnx"],
+                                 "bundles build": MODEL_COMMANDS["bundles build"]}

@@ -14,7 +14,6 @@ transform, loss, handler and checkpoint name of the bundle stay as they are.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -30,7 +29,7 @@ from .checkpoint import describe_mismatch
 from .errors import DataError, WeightsMismatchError, one_line
 from .networks import FrequencyDisentangledNet
 from .networks.backbones import backbone_divisor, first_tensor, probe
-from .overlay_commands import OVERLAY_FILE, bundle_config, config_files, config_group, overlay_commands
+from .overlay_commands import OVERLAY_FILE, bundle_config, bundle_parser, config_files, config_group, overlay_commands
 from .recipe import recorded_settings
 
 __all__ = ["OVERLAY_FILE", "OverlayError", "FrequencyOverlay", "first_layer", "first_conv", "overlay_config",
@@ -160,24 +159,10 @@ def _uses_network_def(config_file: Path) -> bool:
     return "network" not in config or "@network_def" in json.dumps(config["network"])
 
 
-def _parser(bundle_root: Path, configs: List[Path], overlay: Optional[Dict[str, Any]] = None) -> Any:
-    """A ConfigParser of ``configs`` (and the overlay, in memory) as monai.bundle would read them."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config([str(c) for c in configs])
-    parser["bundle_root"] = str(bundle_root)
-    if overlay is not None:
-        parser.update(overlay)
-    if str(bundle_root) not in sys.path:
-        sys.path.insert(0, str(bundle_root))
-    return parser
-
-
 def _build_bundle_network(bundle_root: Path, configs: List[Path]) -> nn.Module:
     """The bundle's own network, built from its configs as monai.bundle would (its ``scripts/`` importable)."""
     try:
-        network = _parser(bundle_root, configs).get_parsed_content("network_def", instantiate=True)
+        network = bundle_parser(bundle_root, configs).get_parsed_content("network_def", instantiate=True)
     except Exception as err:
         raise OverlayError(f"network_def of {configs[0]} could not be built ({one_line(err)})") from None
     if not isinstance(network, nn.Module):
@@ -216,7 +201,7 @@ def _check_wraps(bundle_root: Path, train: Path, overlay: Dict[str, Any], size: 
     fusion = overlay["network_def"]["fusion"]
     try:
         torch.manual_seed(0)
-        network = _parser(bundle_root, [train], overlay).get_parsed_content("network_def")
+        network = bundle_parser(bundle_root, [train], overlay).get_parsed_content("network_def")
         with eval_mode(network):
             output = first_tensor(network(torch.rand(1, network.in_channels, *size)))
         if list(output.shape[2:]) != list(size):
@@ -264,7 +249,7 @@ def bundle_networks(bundle_root: str | Path, fusions: Sequence[str] = ("none", "
     network_def = _network_def(train)
     networks = {}
     for fusion in fusions:
-        parser = _parser(root, [train], None if fusion == "none" else overlay_config(network_def, fusion, arch))
+        parser = bundle_parser(root, [train], None if fusion == "none" else overlay_config(network_def, fusion, arch))
         torch.manual_seed(seed)
         networks[fusion] = parser.get_parsed_content("network_def")
     return networks

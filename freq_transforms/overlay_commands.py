@@ -9,10 +9,12 @@ monai.bundle has no such rule: the zoo writes it into each bundle's README.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-__all__ = ["OVERLAY_FILE", "CONFIG_SUFFIXES", "bundle_config", "config_files", "config_group", "overlay_commands"]
+__all__ = ["OVERLAY_FILE", "CONFIG_SUFFIXES", "bundle_config", "bundle_parser", "config_files", "config_group",
+           "overlay_commands"]
 
 OVERLAY_FILE = "configs/fd_overlay.json"
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
@@ -27,6 +29,21 @@ def bundle_config(bundle_root: Path, name: str) -> Optional[Path]:
         if path.is_file():
             return path
     return None
+
+
+def bundle_parser(root: Path, configs: List[Path], overrides: Optional[Dict[str, Any]] = None) -> Any:
+    """A ``ConfigParser`` of ``configs`` as ``monai.bundle run`` reads them (``bundle_root`` set, the bundle's
+    ``scripts/`` importable), with ``overrides`` (ids, ``#`` for nesting) applied."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(c) for c in configs])
+    parser["bundle_root"] = str(root)
+    for key, value in (overrides or {}).items():
+        parser[key] = value
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return parser
 
 
 def config_files(bundle_root: Path) -> List[Path]:

@@ -1,8 +1,11 @@
+"""``sweep`` is the trial on this project's bundles' own split (``trial --split bundle``); ``compare`` and
+``export`` work on trial folders and on the sweep records kept in docs/results."""
+
 import json
 import sys
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 import cli_runner
 from freq_transforms.lab.phantoms import write_phantom_dataset
@@ -17,55 +20,59 @@ def _sweep_cmd(bundle: str, data: Path, out: Path, *args: str, overrides: str) -
             "{'val_interval': 1, 'spatial_size': [32, 32, 24], 'num_workers': 0, " + overrides + SMALL_UNET + "}"]
 
 
-def test_sweep_runs_grid_records_failure_resumes_and_summarizes(tmp_path):
+def _images(items) -> list:
+    return sorted(Path(str(item["image"])).name for item in items)
+
+
+def test_sweep_is_the_trial_on_the_bundles_own_split_resumes_exports_and_compares(tmp_path):
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=8, seed=4, progress=False)
     out = tmp_path / "sweep"
-    cmd = _sweep_cmd("hippocampus_mri_fd_segmentation", data, out, "--n_train", "2,3,99", "--fusion", "none,late",
-                     "--seeds", "0", "--arch", "v2", overrides="'split_ratio': [6, 1, 1], ")
-    first = cli_runner.run(cmd, capture_output=True, text=True, timeout=600)
+    cmd = _sweep_cmd("hippocampus_mri_fd_segmentation", data, out, "--n_train", "2,all", "--fusion", "none,late",
+                     "--seeds", "1", "--arch", "v2", overrides="'split_ratio': [6, 1, 1], ")
+    first = cli_runner.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
-    failures = json.loads((out / "failures.json").read_text())
-    assert set(failures) == {"n99_none_s0", "n99_late_s0"}
-    assert "n_train=99 is larger than the train part (6 cases" in failures["n99_none_s0"]
-    assert "2 of 6 runs failed" in first.stdout
-    for name in ("n2_none_s0", "n2_late_s0", "n3_none_s0", "n3_late_s0"):
-        assert (out / "runs" / name / "done.json").is_file()
-    summary = (out / "summary.md").read_text()
-    row = next(line for line in summary.splitlines() if line.startswith("| hippocampus_mri_fd_segmentation | 2 ("))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1:5] == ["2 (33.3%)", "none", "-", "1"]  # n as a share of the 6-case train part
-    assert 0 <= float(cells[5]) <= 100  # best validation Dice, what settings are chosen by
-    late = json.loads((out / "runs" / "n2_late_s0" / "done.json").read_text())
-    assert late["arch"] == "v2" and late["fold"] is None
-    rows = (out / "summary.csv").read_text().splitlines()
-    assert len(rows) == 1 + 4
-    assert (out / "dice_vs_ntrain.png").stat().st_size > 1000
-    stamp = (out / "runs" / "n2_none_s0" / "done.json").stat().st_mtime_ns
-    second = cli_runner.run(cmd, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0
-    assert (out / "runs" / "n2_none_s0" / "done.json").stat().st_mtime_ns == stamp  # finished runs skipped
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["split"] == "bundle" and plan["parts"] == {"folds": 1, "pool": [6], "val": [1], "test": [1]}
+    assert plan["layout"] == "v2" and plan["overrides"]["epochs"] == 1
+    results = {name: json.loads((out / "runs" / name / "result.json").read_text())
+               for name in ("fold0_n2_s1_none", "fold0_n2_s1_late", "fold0_nall_s1_none", "fold0_nall_s1_late")}
+    from freq_transforms.data import make_split
 
-    shared = tmp_path / "shared"  # records without weights re-summarise to the same table
-    exported = cli_runner.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(out), "--dest", str(shared),
-                               "--task", "hippocampus_mri_fd_segmentation"], capture_output=True, text=True, timeout=300)
+    split = make_split(str(data), [6, 1, 1], split_seed=0, seed=1, n_train=2)  # what the bundle's own keys draw
+    assert _images(split["train"]) == sorted(Path(c).name for c in results["fold0_n2_s1_none"]["train_cases"])
+    assert len(split["train"]) == 2
+    for n in ("2", "all"):
+        none, late = results[f"fold0_n{n}_s1_none"], results[f"fold0_n{n}_s1_late"]
+        assert none["train_cases"] == late["train_cases"] and set(none["test"]) == set(late["test"])
+        assert set(none["test"]) == {Path(p).name.replace(".nii.gz", "") for p in _images(split["test"])}
+    assert len(results["fold0_nall_s1_none"]["train_cases"]) == 6
+    report = (out / "trial.md").read_text()
+    assert "split by the bundle" in report and "| all | late v2 |" in report and "late v2" in first.stdout
+    assert (out / "trial.png").stat().st_size > 1000
+
+    stamp = (out / "runs" / "fold0_n2_s1_none" / "result.json").stat().st_mtime_ns
+    again = cli_runner.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "4 runs (0 to do)" in again.stdout
+    assert (out / "runs" / "fold0_n2_s1_none" / "result.json").stat().st_mtime_ns == stamp
+
+    shared = tmp_path / "shared"  # results without weights or predictions redo the same report
+    exported = cli_runner.run([sys.executable, "-m", "freq_transforms", "export", str(out), str(shared)],
+                              capture_output=True, text=True, timeout=300)
     assert exported.returncode == 0, exported.stderr[-2000:]
-    assert not list(shared.rglob("*.pt"))
-    assert (shared / "summary.md").read_text() == summary
+    assert not list(shared.rglob("*.pt")) and not list(shared.rglob("*.nii.gz"))
+    assert (shared / "trial.md").read_text() == report
 
-    empty = cli_runner.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(tmp_path / "none"),
-                            "--dest", str(tmp_path / "empty")], capture_output=True, text=True, timeout=300)
-    assert empty.returncode == 2 and empty.stderr.startswith("error: no finished runs under")
+    from freq_transforms.trial import compare_folders
+
+    assert "A - B 0.00 [0.00, 0.00]" in compare_folders(out, shared, 2, "late", "late")
+    assert "A - B" in compare_folders(out, out, None, "late", "none")
+    empty = cli_runner.run([sys.executable, "-m", "freq_transforms", "export", str(tmp_path / "nothing"),
+                            str(tmp_path / "empty")], capture_output=True, text=True, timeout=300)
+    assert empty.returncode == 2 and empty.stderr.startswith("error: no finished trial under")
     assert not (tmp_path / "empty").exists()
 
-    from freq_transforms.lab.sweep import compare_runs  # an ablation sweep against the grid, paired over test cases
-    same = compare_runs(out, shared, 2, "late", "late")
-    assert "A - B 0.00 [0.00, 0.00]" in same
-    assert "A - B" in compare_runs(out, out, 2, "late", "none")
-    with pytest.raises(ValueError, match="no finished run with n_train=5"):
-        compare_runs(out, out, 5, "late", "none")
 
-
-def test_cross_validation_tests_every_case_once_keeps_duplicates_together_and_pools(tmp_path):
+def test_cross_validation_tests_every_case_once_and_keeps_duplicates_together(tmp_path):
     import shutil
 
     data = write_phantom_dataset("heart", tmp_path / "data", n=7, seed=2, progress=False)
@@ -75,34 +82,36 @@ def test_cross_validation_tests_every_case_once_keeps_duplicates_together_and_po
     (data / "dataset.json").write_text(json.dumps(meta))
     out = tmp_path / "cv"
     cmd = _sweep_cmd("heart_mri_fd_segmentation", data, out, "--n_train", "2", "--fusion", "none,early", "--seeds", "0",
-                     "--folds", "3", overrides="'check_data': False, 'sampling': 'resize', ")  # folds, not the grid
-    result = cli_runner.run(cmd, capture_output=True, text=True, timeout=600)
+                     "--folds", "3", overrides="'check_data': False, 'sampling': 'resize', ")
+    result = cli_runner.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((out / "failures.json").read_text()) == {}
-    folds = json.loads((out / "folds.json").read_text())
-    assert folds["same_image_groups"] == [["heart_003.nii.gz", "heart_copy.nii.gz"]]
-    tested = [name for cases in folds["test_cases"].values() for name in cases]
-    assert sorted(tested) == sorted(p.name for p in (data / "imagesTr").iterdir())  # every case tested exactly once
     for fusion in ("none", "early"):
-        scored = []
+        tested = []
         for fold in range(3):
-            run = out / "runs" / f"n2_{fusion}_s0_f{fold}"
-            split = json.loads((run / "eval" / "split.json").read_text())
-            parts = {part: {item["image"].rsplit("/", 1)[-1] for item in split[part]} for part in ("train", "val", "test")}
-            copies = [part for part, names in parts.items() if {"heart_003.nii.gz", "heart_copy.nii.gz"} & names]
+            run = json.loads((out / "runs" / f"fold{fold}_n2_s0_{fusion}" / "result.json").read_text())
+            parts = {"train": {Path(c).name.replace(".nii.gz", "") for c in run["train_cases"]},
+                     "val": set(run["val"]), "test": set(run["test"])}
+            copies = [part for part, names in parts.items() if {"heart_003", "heart_copy"} & names]
             assert len(copies) <= 1 and not (parts["train"] & parts["test"]) and not (parts["val"] & parts["test"])
-            scored += json.loads((run / "done.json").read_text())["files"]
-        assert len(scored) == 8 and len(set(scored)) == 8
-    row = next(line for line in (out / "summary.md").read_text().splitlines() if "| early |" in line)
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[4] == "1 x 3 folds" and cells[-1].count("[") == 1  # paired FD - none CI over all 8 pooled cases
-    rows = (out / "summary.csv").read_text().splitlines()
-    assert all(",8," in r for r in rows[1:])  # cases column: 8 pooled cases per row
-    shared = tmp_path / "shared"
-    cli_runner.run([sys.executable, "-m", "freq_transforms", "export", "--out", str(out), "--dest", str(shared),
-                    "--task", "heart_mri_fd_segmentation"], check=True, capture_output=True, timeout=300)
-    assert json.loads((shared / "folds.json").read_text()) == folds  # the fold record travels with the runs
-    assert (shared / "summary.md").read_text() == (out / "summary.md").read_text()
+            tested += sorted(parts["test"])
+        assert sorted(tested) == sorted(p.name.replace(".nii.gz", "") for p in (data / "imagesTr").iterdir())
+    summary = json.loads((out / "trial.json").read_text())
+    assert [c["cases"] for c in summary["comparisons"]] == [8]  # FD - none paired over all 8 cases of the folds
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--n_train", "99"], "error: the bundle could not list its cases at train#dataset#data (DataError: dataset "
+                          "check failed: n_train=99 is larger than the train part (6 cases of 8))"),
+    (["--arch", "v2,paper"], "error: --arch takes one layout per sweep"),
+])
+def test_a_sweep_that_cannot_run_stops_in_one_line_before_any_run(args, line, tmp_path):
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=8, seed=4, progress=False)
+    cmd = _sweep_cmd("hippocampus_mri_fd_segmentation", data, tmp_path / "out", *args,
+                     overrides="'split_ratio': [6, 1, 1], ")
+    result = cli_runner.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert result.stderr.startswith(line)
+    assert not (tmp_path / "out" / "runs").exists()
 
 
 def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path):
@@ -114,24 +123,17 @@ def test_sweep_with_a_wrong_dataset_stops_with_one_line_before_any_run(tmp_path)
     assert not (tmp_path / "out").exists()
 
 
-def test_plot_places_the_whole_train_part_at_its_size(tmp_path):
-    import warnings
+def test_the_bundle_split_needs_the_bundles_own_keys(zoo, tmp_path):
+    from freq_transforms.trial import TrialError, run_trial
 
-    from freq_transforms.lab.sweep import _plot, _plot_x
-
-    def row(n, fusion):
-        return {"n_train": n, "train_part": 132, "fusion": fusion, "dice": 0.8, "dice_low": 0.78, "dice_high": 0.82}
-
-    assert _plot_x(row(None, "early")) == 132 and _plot_x(row(4, "early")) == 4
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # e.g. matplotlib's "No artists with labels found to put in legend"
-        _plot([row(None, "early")], tmp_path / "all_only.png")
-        _plot([row(4, "none"), row(None, "none"), row(4, "early")], tmp_path / "mixed.png")
-    assert (tmp_path / "all_only.png").stat().st_size > 1000
+    data = write_phantom_dataset("spleen", tmp_path / "data", n=6, seed=0, shape=[24, 24, 16], progress=False)
+    with pytest.raises(TrialError, match=r"^--split bundle needs the bundle's own n_train, seed key\(s\)"):
+        run_trial(zoo / "spleen_ct_segmentation", data, tmp_path / "out", [2], [0], ["none"], split="bundle",
+                  estimate=False)
 
 
 def test_fd_minus_none_pairs_only_the_seeds_both_sides_ran_and_worst_class_shows_a_lost_class():
-    from freq_transforms.lab.sweep import _paired_with_none, _worst_class_dice
+    from freq_transforms.lab.records import _paired_with_none, _worst_class_dice
 
     def record(seed, dice, classes=None):
         return {"seed": seed, "files": ["a", "b", "c"], "dice": dice, "class_dice": classes or {}}
@@ -144,20 +146,27 @@ def test_fd_minus_none_pairs_only_the_seeds_both_sides_ran_and_worst_class_shows
     assert _worst_class_dice(lost) == 0.0 and _worst_class_dice(fd) is None
 
 
-def test_compare_can_restrict_to_one_seed(tmp_path):
-    import json as _json
+def test_compare_pairs_a_trial_with_sweep_records_and_can_restrict_to_one_seed(tmp_path):
+    from freq_transforms.trial import TrialError, compare_folders
 
-    from freq_transforms.lab.sweep import compare_runs
-
+    old = tmp_path / "old"  # the sweep's records, as docs/results keeps them
     for name, seed, arch, dice in (("n4_early_s0", 0, "v2", [0.8, 0.6]), ("n4_early_s1", 1, "v2", [0.0, 0.0]),
                                    ("n4_early_paper_s0", 0, "paper", [0.7, 0.5])):
-        run = tmp_path / "runs" / name
+        run = old / "runs" / name
         run.mkdir(parents=True)
-        (run / "done.json").write_text(_json.dumps({"n_train": 4, "fusion": "early", "arch": arch, "seed": seed,
-                                                    "files": ["a", "b"], "dice": dice, "hd95": [1.0, 1.0],
-                                                    "val_dice": 0.5, "train_part": 8}))
-    same = compare_runs(tmp_path, tmp_path, 4, "early", "early", "v2", "paper", seed=0)
-    assert "A - B 10.00 [10.00, 10.00]" in same  # seed 1 of v2 left out
+        (run / "done.json").write_text(json.dumps({"n_train": 4, "fusion": "early", "arch": arch, "seed": seed,
+                                                   "files": ["a.nii.gz", "b.nii.gz"], "dice": dice,
+                                                   "hd95": [1.0, 1.0], "val_dice": 0.5, "train_part": 8}))
+    assert "A - B 10.00 [10.00, 10.00]" in compare_folders(old, old, 4, "early", "early", "v2", "paper", seed=0)
+    new = tmp_path / "new"  # a trial: per-class scores per case, cases named by stem
+    (new / "runs" / "fold0_n4_s0_early").mkdir(parents=True)
+    (new / "plan.json").write_text(json.dumps({"layout": "v2"}))
+    (new / "runs" / "fold0_n4_s0_early" / "result.json").write_text(json.dumps(
+        {"n": 4, "seed": 0, "fusion": "early", "fold": 0, "test": {"a": {"dice": [0.6, 0.8]}, "b": {"dice": [0.5, 0.5]}}}))
+    assert "2 test cases: A 60.00, B 60.00, A - B 0.00" in compare_folders(new, old, 4, "early", "early", "v2", "paper",
+                                                                           seed=0)
+    with pytest.raises(TrialError, match="no finished run with n_train=8, fusion=early"):
+        compare_folders(new, old, 8, "early", "early")
 
 
 def test_image_fingerprints_are_hashed_once_per_file_version(tmp_path, monkeypatch):
@@ -168,7 +177,6 @@ def test_image_fingerprints_are_hashed_once_per_file_version(tmp_path, monkeypat
 
     from freq_transforms import data
     from freq_transforms.data import fingerprints
-    from freq_transforms.lab.phantoms import write_phantom_dataset
 
     monkeypatch.setenv("FREQ_TRANSFORMS_CACHE", str(tmp_path / "cache"))
     items = data.load_msd_datalist(write_phantom_dataset("hippocampus", tmp_path / "d", n=4, seed=0,
@@ -184,7 +192,7 @@ def test_image_fingerprints_are_hashed_once_per_file_version(tmp_path, monkeypat
 
 
 def test_demo_reports_an_empty_prediction_instead_of_crashing(tmp_path, monkeypatch):
-    """An empty prediction has no HD95 (NaN, as MONAI returns): the demo reports through the sweep's summary,
+    """An empty prediction has no HD95 (NaN, as MONAI returns): the demo reports through the records' table,
     which leaves such cases out of HD95 and keeps them in Dice."""
     import math
 

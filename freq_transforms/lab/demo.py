@@ -11,7 +11,7 @@ from ..atomic import atomic_write_text
 from .phantoms import write_phantom_dataset
 from .plots import prediction_figure
 from .runner import QUIET_LOGGING, bundle_default
-from .sweep import summary_table, train_and_evaluate
+from .records import summary_table, train_and_evaluate
 
 __all__ = ["run_demo", "REAL_DATA_SUMMARY"]
 

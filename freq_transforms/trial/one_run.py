@@ -22,13 +22,12 @@ from typing import Any, Dict, List, Optional
 from ..atomic import atomic_write_text
 from ..bundle_input_size import ids_with_key
 from ..overlay import OVERLAY_FILE, write_overlay
-from ..overlay_commands import bundle_config
+from ..overlay_commands import bundle_config, bundle_parser
 from .plan import Run
-from .scoring import score_case
-from .wiring import BundleWiring, Item, TrialError, bundle_parser
+from .scoring import case_stem, score_case
+from .wiring import BundleWiring, Item, TrialError, keys_of
 
-__all__ = ["RESULT_FILE", "TrialCases", "train_run", "predict_and_score", "seeded_initialize", "fusion_settings",
-           "keys_of"]
+__all__ = ["RESULT_FILE", "TrialCases", "train_run", "predict_and_score", "seeded_initialize", "fusion_settings"]
 
 RESULT_FILE = "result.json"
 TRIAL_CONFIG = "configs/trial.json"
@@ -147,21 +146,9 @@ def _weights_for_inference(wiring: BundleWiring, bundle: Path, extra: List[str],
     shutil.copy(best[-1], target)
 
 
-def keys_of(overrides: Dict[str, Any], parser: Any) -> Dict[str, Any]:
-    """The overrides that name keys of the parsed configs (a training budget key means nothing to inference, an
-    inference loader's key nothing to training)."""
-    config = parser.get()
-    return {k: v for k, v in overrides.items() if k.split("#")[0] in config}
-
-
 def _metric_of(name: str) -> float:
     found = re.search(r"key_metric=(-?[0-9.]+?)(\.pt)?$", name)
     return float(found.group(1)) if found else float("-inf")
-
-
-def _stem(path: str) -> str:
-    name = Path(path).name
-    return re.sub(r"\.(nii\.gz|nii|mha|nrrd|png)$", "", name)
 
 
 def predict_and_score(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir: Path, classes: int,
@@ -184,7 +171,7 @@ def predict_and_score(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir
             link = inputs / image.name
             if not link.exists():
                 link.symlink_to(image.resolve())
-            by_stem[_stem(image.name)] = (part, case)
+            by_stem[case_stem(image.name)] = (part, case)
             items.append({key: str(inputs / Path(str(case[key])).name) if key == cases.image_keys[0] else case[key]
                           for key in cases.image_keys})
     atomic_write_text(bundle / INFER_CONFIG, json.dumps({**keys_of(overrides, bundle_parser(bundle, configs)), **native,
@@ -203,7 +190,7 @@ def _score_predictions(run_dir: Path, by_stem: Dict[str, tuple], label_key: str,
                and p.stat().st_mtime >= since - 1 and "inputs" not in p.relative_to(run_dir).parts]
     scores: Dict[str, Dict[str, Any]] = {"val": {}, "test": {}}
     for prediction in written:
-        stems = [s for s in by_stem if _stem(prediction.name).startswith(s)]
+        stems = [s for s in by_stem if case_stem(prediction.name).startswith(s)]
         if stems:
             stem = max(stems, key=len)
             part, case = by_stem[stem]

@@ -11,12 +11,14 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..atomic import atomic_write_text
 from ..metrics import Interval, bootstrap_ci, paired_difference_ci
+from .plan import n_label, sorted_sizes
+from .scoring import case_mean
 
 __all__ = ["summarise", "verdict", "write_report"]
 
@@ -28,9 +30,9 @@ def _per_case(results: Sequence[Dict[str, Any]], part: str, metric: str) -> Dict
     values: Dict[str, List[float]] = defaultdict(list)
     for result in results:
         for case, scores in result[part].items():
-            finite = [v for v in scores[metric] if v is not None and math.isfinite(v)]
-            if finite:
-                values[f"{result['fold']}/{case}"].append(float(np.mean(finite)))
+            value = case_mean(scores[metric])
+            if math.isfinite(value):
+                values[f"{result['fold']}/{case}"].append(value)
     return {case: float(np.mean(v)) for case, v in values.items()}
 
 
@@ -41,21 +43,22 @@ def _interval(values: Dict[str, float]) -> Dict[str, float]:
     return {"mean": ci.mean, "low": ci.low, "high": ci.high, "cases": len(values)}
 
 
-def verdict(fusion: str, n: int, difference: Interval) -> str:
+def verdict(fusion: str, n: Optional[int], difference: Interval) -> str:
     """One line worded from the CI of the paired Dice difference (points)."""
     points = [difference.mean * 100, difference.low * 100, difference.high * 100]
     digits = 1 if len({f"{p:.1f}" for p in points}) == 3 else 2  # one decimal unless it hides the interval
     said = f"{FUSION_LABEL.get(fusion, fusion)} {points[0]:+.{digits}f} [{points[1]:.{digits}f}, " \
            f"{points[2]:.{digits}f}]"
+    at = f"n = {n_label(n)}"
     if difference.low > 0:
-        return f"{said}: evidence of a gain at n = {n}"
+        return f"{said}: evidence of a gain at {at}"
     if difference.high < 0:
-        return f"{said}: evidence of a loss at n = {n}"
-    return f"{said}: no evidence of a {'gain' if difference.mean >= 0 else 'loss'} at n = {n}"
+        return f"{said}: evidence of a loss at {at}"
+    return f"{said}: no evidence of a {'gain' if difference.mean >= 0 else 'loss'} at {at}"
 
 
-def _grouped(results: Sequence[Dict[str, Any]]) -> Dict[Tuple[int, str], List[Dict[str, Any]]]:
-    groups: Dict[Tuple[int, str], List[Dict[str, Any]]] = defaultdict(list)
+def _grouped(results: Sequence[Dict[str, Any]]) -> Dict[Tuple[Optional[int], str], List[Dict[str, Any]]]:
+    groups: Dict[Tuple[Optional[int], str], List[Dict[str, Any]]] = defaultdict(list)
     for result in results:
         groups[(result["n"], result["fusion"])].append(result)
     return groups
@@ -65,11 +68,13 @@ def summarise(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """The rows of the report (one per n and fusion) and the paired comparisons to ``none``."""
     groups = _grouped(results)
     rows, comparisons = [], []
-    for (n, fusion), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "none", kv[0][1])):
+    order = {n: i for i, n in enumerate(sorted_sizes([n for n, _ in groups]))}
+    for (n, fusion), group in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1] != "none", kv[0][1])):
         test_dice = _per_case(group, "test", "dice")
         none = groups.get((n, "none"), [])
         train_seconds = float(np.mean([r["train_seconds"] for r in group]))
-        row = {"n": n, "fusion": fusion, "runs": len(group), "val_dice": _interval(_per_case(group, "val", "dice")),
+        row = {"n": n, "train_size": float(np.mean([len(r["train_cases"]) for r in group])), "fusion": fusion,
+               "runs": len(group), "val_dice": _interval(_per_case(group, "val", "dice")),
                "test_dice": _interval(test_dice), "test_hd95": _interval(_per_case(group, "test", "hd95")),
                "train_seconds": train_seconds,
                "infer_seconds": float(np.mean([r["infer_seconds"] for r in group]))}
@@ -94,16 +99,18 @@ def _cell(interval: Dict[str, float], scale: float = 100.0) -> str:
 
 
 def _markdown(summary: Dict[str, Any], plan: Dict[str, Any]) -> str:
+    sizes = ", ".join(n_label(n) for n in plan["n_train"])
     lines = [f"# Trial: {plan['bundle']}", "",
-             f"Cases: {plan['cases']} in the dataset; per fold: training pool {plan['parts']['pool']}, validation "
-             f"{plan['parts']['val']}, test {plan['parts']['test']}; n_train {plan['n_train']}, seeds "
-             f"{plan['seeds']}, fusions {plan['fusions']}. Each test case's score is averaged over seeds; CIs are "
-             "95 % bootstrap over test cases.", "",
+             f"Cases: {plan['cases']} in the dataset, split by the {plan.get('split', 'trial')}; per fold: training "
+             f"pool {plan['parts']['pool']}, validation {plan['parts']['val']}, test {plan['parts']['test']}; n_train "
+             f"{sizes}, seeds {plan['seeds']}, fusions {plan['fusions']}. Each test case's score is averaged over "
+             "seeds; CIs are 95 % bootstrap over test cases.", "",
              "| n | fusion | validation Dice | test Dice | test HD95 (mm) | train s / run | vs none | infer s / run |",
              "|---|---|---|---|---|---|---|---|"]
     for row in summary["rows"]:
         ratio = f"{row['cost_ratio']:.2f}x" if "cost_ratio" in row else "-"
-        lines.append(f"| {row['n']} | {FUSION_LABEL.get(row['fusion'], row['fusion'])} | {_cell(row['val_dice'])} | "
+        fusion = FUSION_LABEL.get(row["fusion"], row["fusion"])
+        lines.append(f"| {n_label(row['n'])} | {fusion} | {_cell(row['val_dice'])} | "
                      f"{_cell(row['test_dice'])} | {_cell(row['test_hd95'], 1.0)} | {row['train_seconds']:.0f} | "
                      f"{ratio} | {row['infer_seconds']:.0f} |")
     lines += ["", "Paired test Dice difference to `none` (points, same cases, seeds and budget):", ""]
@@ -121,14 +128,15 @@ def _figure(summary: Dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for fusion in dict.fromkeys(r["fusion"] for r in summary["rows"]):
         rows = [r for r in summary["rows"] if r["fusion"] == fusion and r["test_dice"]]
-        n = [r["n"] for r in rows]
+        n = [r["train_size"] for r in rows]
         mean = [100 * r["test_dice"]["mean"] for r in rows]
         ax.plot(n, mean, marker="o", label=FUSION_LABEL.get(fusion, fusion))
         ax.fill_between(n, [100 * r["test_dice"]["low"] for r in rows], [100 * r["test_dice"]["high"] for r in rows],
                         alpha=0.2)
     ax.set_xlabel("training cases (n)")
     ax.set_ylabel("test Dice (%)")
-    ax.set_xticks(sorted({r["n"] for r in summary["rows"]}))
+    ticks = sorted({(r["train_size"], n_label(r["n"])) for r in summary["rows"]})
+    ax.set_xticks([t[0] for t in ticks], labels=[f"{t[0]:.0f} (all)" if t[1] == "all" else t[1] for t in ticks])
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -19,12 +19,14 @@ from typing import Any, Dict, List, Optional, Sequence
 from tqdm import tqdm
 
 from ..atomic import atomic_write_text
+from ..overlay_commands import bundle_parser
 from ..overlay import OverlayError, write_overlay
-from .one_run import RESULT_FILE, TrialCases, fusion_settings, keys_of, predict_and_score, train_run
-from .plan import Run, TrialSplit, describe, trial_runs, trial_splits
+from .one_run import RESULT_FILE, TrialCases, fusion_settings, predict_and_score, train_run
+from .bundle_split import bundle_own_splits, split_keys
+from .plan import Run, TrialSplit, describe, largest, sorted_sizes, trial_runs, trial_splits
 from .report import write_report
 from .scoring import label_classes
-from .wiring import BundleWiring, Item, TrialError, bundle_cases, bundle_parser, wire_bundle
+from .wiring import BundleWiring, Item, TrialError, bundle_cases, keys_of, wire_bundle
 
 __all__ = ["run_trial", "TrialError"]
 
@@ -78,6 +80,7 @@ def _load_results(out: Path, runs: Sequence[Run]) -> Dict[str, Dict[str, Any]]:
 
 def _one(wiring: BundleWiring, run: Run, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
          classes: int, overrides: Dict[str, Any]) -> Dict[str, Any]:
+    """Train, predict and score one run; its ``result.json`` marks it done."""
     run_dir = out / "runs" / run.name
     cases = TrialCases(split.train(run.n, run.seed), split.val, split.test, *keys)
     start = time.time()
@@ -103,7 +106,7 @@ def _last_epoch_seconds(log: Path) -> Optional[float]:
 
 
 def _estimate(wiring: BundleWiring, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
-              overrides: Dict[str, Any], n: int, runs: int, done: Dict[str, Dict[str, Any]]) -> str:
+              overrides: Dict[str, Any], first: Run, runs: int, done: Dict[str, Dict[str, Any]]) -> str:
     """About how long the missing runs take: from the runs done, else from two timed epochs (start-up and the
     first epoch's warm-up once per run, the second epoch's time for every further epoch)."""
     if done:
@@ -112,52 +115,87 @@ def _estimate(wiring: BundleWiring, split: TrialSplit, out: Path, dataset_dir: P
     parser = bundle_parser(wiring.root, wiring.train_configs, keys_of(overrides, bundle_parser(
         wiring.root, wiring.train_configs)))
     epochs = int(parser.get_parsed_content(wiring.max_epochs))
-    cases = TrialCases(split.train(n, 0), split.val, split.test, *keys)
+    cases = TrialCases(split.train(first.n, first.seed), split.val, split.test, *keys)
     timed = min(2, epochs)
-    total = train_run(wiring, Run(n, 0, "none", split.fold), cases, out / "estimate", dataset_dir, overrides,
-                      max_epochs=timed)
+    total = train_run(wiring, first, cases, out / "estimate", dataset_dir, overrides, max_epochs=timed)
     epoch = _last_epoch_seconds(out / "estimate" / "train.log") or total / timed
     shutil.rmtree(out / "estimate", ignore_errors=True)
     per_run = total + (epochs - timed) * epoch
-    return (f"about {per_run * runs / 60:.0f} min ({epochs} epochs per run at about {epoch:.1f} s each at n = {n}, "
+    return (f"about {per_run * runs / 60:.0f} min ({epochs} epochs per run at about {epoch:.1f} s each at n = "
+            f"{len(cases.train)}, "
             f"from {timed} timed epochs of {total:.0f} s with start-up; inference comes on top)")
 
 
-def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence[int] = (4, 8),
+def _splits(wiring: BundleWiring, dataset_dir: Path, scratch: Path, n_train: Sequence[Optional[int]],
+            seeds: Sequence[int], folds: Optional[int], overrides: Dict[str, Any], test_dir: Optional[Path],
+            split: str) -> tuple:
+    """The cases, their keys, the splits and the test cases of ``--test_dir``, by the trial's or the bundle's
+    own split."""
+    if split not in ("trial", "bundle"):
+        raise TrialError(f"split must be trial or bundle, got {split!r}")
+    cases, image_keys = bundle_cases(wiring, dataset_dir, scratch, overrides)
+    test_cases = bundle_cases(wiring, test_dir.resolve(), scratch, overrides)[0] if test_dir else None
+    keys = (image_keys, _label_key(cases, image_keys))
+    if split == "bundle":
+        splits = bundle_own_splits(wiring, dataset_dir, scratch, n_train, seeds, folds, overrides, test_cases)
+    else:
+        splits = trial_splits(cases, image_keys[0], n_train, seeds, folds, test_cases)
+    return cases, keys, splits, test_cases
+
+
+def _layout(wiring: BundleWiring, overrides: Dict[str, Any]) -> Optional[str]:
+    """This project's bundles' FD layer layout (their ``arch`` key), recorded so ``compare`` can pair by it."""
+    parser = bundle_parser(wiring.root, wiring.train_configs, keys_of(overrides, bundle_parser(
+        wiring.root, wiring.train_configs)))
+    return str(parser.get_parsed_content("arch")) if "arch" in parser.get() else None
+
+
+def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence[Optional[int]] = (4, 8),
               seeds: Sequence[int] = (0, 1, 2), fusions: Sequence[str] = ("none", "early", "late"),
               folds: Optional[int] = None, overrides: Optional[Dict[str, Any]] = None,
-              test_dir: Optional[Path] = None, estimate: bool = True, log=print) -> Dict[str, Any]:
+              test_dir: Optional[Path] = None, estimate: bool = True, split: str = "trial",
+              log=print) -> Dict[str, Any]:
     """Run the trial (resumable) and write ``out/trial.md``, ``trial.json`` and ``trial.png``; return the
-    summary. Raises :class:`TrialError` (one line) before any training where the bundle, the data or the plan
-    cannot work."""
+    summary. ``split``: ``trial`` (the trial splits the cases) or ``bundle`` (the bundle's own ``n_train``/``seed``
+    keys draw them, :mod:`.bundle_split`). Raises :class:`TrialError` (one line) before any training where the
+    bundle, the data or the plan cannot work."""
     bundle_root, dataset_dir, out = bundle_root.resolve(), dataset_dir.resolve(), out.resolve()
+    for name, folder in (("dataset_dir", dataset_dir), ("test_dir", test_dir)):
+        if folder is not None and not folder.is_dir():
+            raise TrialError(f"{name} {folder} does not exist or is not a folder")
     overrides = dict(overrides or {})
     out.mkdir(parents=True, exist_ok=True)
     wiring = wire_bundle(bundle_root)
     _check_overrides(wiring, overrides)
     _check_fusions_wrap(wiring, fusions, out / "scratch")
-    cases, image_keys = bundle_cases(wiring, dataset_dir, out / "scratch")
-    test_cases = bundle_cases(wiring, test_dir.resolve(), out / "scratch")[0] if test_dir else None
-    keys = (image_keys, _label_key(cases, image_keys))
-    splits = trial_splits(cases, image_keys[0], n_train, seeds, folds, test_cases)
+    cases, keys, splits, test_cases = _splits(wiring, dataset_dir, out / "scratch", n_train, seeds, folds, overrides,
+                                              test_dir, split)
     runs = trial_runs(splits, n_train, seeds, fusions)
     classes = label_classes([Path(str(c[keys[1]])) for c in cases + (test_cases or [])])
-    plan = {"bundle": bundle_root.name, "cases": len(cases), "parts": describe(splits), "n_train": sorted(set(n_train)),
-            "seeds": list(seeds), "fusions": list(fusions), "runs": len(runs), "classes": classes,
-            "overrides": overrides, "wiring": {"train": wiring.train_data, "val": wiring.val_data,
-                                               "inference": wiring.infer_data}}
+    plan = {"bundle": bundle_root.name, "cases": len(cases), "parts": describe(splits), "split": split,
+            "n_train": sorted_sizes(n_train), "seeds": list(seeds), "fusions": list(fusions), "runs": len(runs),
+            "classes": classes, "overrides": overrides, "layout": _layout(wiring, overrides),
+            "wiring": {"train": wiring.train_data, "val": wiring.val_data, "inference": wiring.infer_data}}
     done = _load_results(out, runs)
     missing = [r for r in runs if r.name not in done]
-    how_long = _estimate(wiring, splits[0], out, dataset_dir, keys, overrides, max(n_train), len(missing), done) \
+    first = Run(largest(n_train), seeds[0], "none", splits[0].fold)
+    how_long = _estimate(wiring, splits[0], out, dataset_dir, keys, _run_overrides(overrides, first, folds, split),
+                         first, len(missing), done) \
         if estimate and missing else "nothing to run" if not missing else "not estimated"
     log(f"trial of {bundle_root.name}: {len(runs)} runs ({len(missing)} to do), {len(cases)} cases; per fold "
         f"pool {plan['parts']['pool']}, validation {plan['parts']['val']}, test {plan['parts']['test']}; {how_long}")
     atomic_write_text(out / "plan.json", json.dumps(plan, indent=1))
-    by_fold = {split.fold: split for split in splits}
+    by_fold = {s.fold: s for s in splits}
     for run in tqdm(missing, desc="trial", unit="run"):
-        done[run.name] = _one(wiring, run, by_fold[run.fold], out, dataset_dir, keys, classes, overrides)
+        done[run.name] = _one(wiring, run, by_fold[run.fold], out, dataset_dir, keys, classes,
+                              _run_overrides(overrides, run, folds, split))
     shutil.rmtree(out / "scratch", ignore_errors=True)
     summary = write_report(out, [done[r.name] for r in runs], plan)
     for comparison in summary["comparisons"]:
         log(comparison["verdict"])
     return summary
+
+
+def _run_overrides(overrides: Dict[str, Any], run: Run, folds: Optional[int], split: str) -> Dict[str, Any]:
+    """The user's overrides, and on the bundle's own split the keys that draw ``run``'s lists."""
+    return {**overrides, **split_keys(run, folds)} if split == "bundle" else overrides

@@ -9,6 +9,7 @@ checks they share one grid, and one-hot encodes them.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Dict, List
@@ -18,7 +19,19 @@ import torch
 
 from .wiring import TrialError
 
-__all__ = ["score_case", "label_classes"]
+__all__ = ["score_case", "label_classes", "case_stem", "case_mean"]
+
+
+def case_stem(path: str) -> str:
+    """A case's name: its file name without the image extension (a prediction's name starts with it)."""
+    return re.sub(r"\.(nii\.gz|nii|mha|nrrd|png)$", "", Path(path).name)
+
+
+def case_mean(values: List[float]) -> float:
+    """The mean over classes of one case's scores, classes where a score is undefined (NaN HD95) left out; NaN when
+    none is defined."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _load(path: Path):

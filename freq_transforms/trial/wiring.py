@@ -11,15 +11,14 @@ query, hence the walk here.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import DataError, one_line
-from ..overlay_commands import bundle_config, config_group
+from ..overlay_commands import bundle_config, bundle_parser, config_group
 
-__all__ = ["TrialError", "BundleWiring", "wire_bundle", "bundle_parser", "bundle_cases"]
+__all__ = ["TrialError", "BundleWiring", "wire_bundle", "bundle_cases", "resolved_list", "keys_of"]
 
 Item = Dict[str, Any]
 
@@ -42,20 +41,6 @@ class BundleWiring:
     max_epochs: str
     test_configs: Optional[List[Path]] = None
     test_data: Optional[str] = None
-
-
-def bundle_parser(root: Path, configs: List[Path], overrides: Optional[Dict[str, Any]] = None) -> Any:
-    """A ``ConfigParser`` of ``configs`` as ``monai.bundle run`` reads them, with ``overrides`` applied."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config([str(c) for c in configs])
-    parser["bundle_root"] = str(root)
-    for key, value in (overrides or {}).items():
-        parser[key] = value
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return parser
 
 
 def _components(config: Any, prefix: str = "") -> Iterator[Tuple[str, Dict[str, Any]]]:
@@ -138,7 +123,7 @@ def wire_bundle(root: Path) -> BundleWiring:
     return wiring
 
 
-def _resolved_list(parser: Any, config_id: str) -> List[Item]:
+def resolved_list(parser: Any, config_id: str) -> List[Item]:
     try:
         items = parser.get_parsed_content(config_id, instantiate=True)
     except Exception as err:  # noqa: BLE001  (the bundle's own expressions raise what they raise)
@@ -148,18 +133,31 @@ def _resolved_list(parser: Any, config_id: str) -> List[Item]:
     return [dict(i) for i in items]
 
 
-def bundle_cases(wiring: BundleWiring, dataset_dir: Path, scratch: Path) -> Tuple[List[Item], List[str]]:
-    """Every case the bundle's own configs list from ``dataset_dir`` (its training, validation and, where it has
-    an evaluate/test config, test lists together, each case once), in the bundle's own keys; and the keys its inference config reads (the images).
+def keys_of(overrides: Dict[str, Any], parser: Any) -> Dict[str, Any]:
+    """The overrides that name keys of the parsed configs (a training budget key means nothing to inference, an
+    inference loader's key nothing to training)."""
+    config = parser.get()
+    return {k: v for k, v in overrides.items() if k.split("#")[0] in config}
 
-    ``scratch``: where the bundle may write while listing (``bundle_root`` there)."""
-    overrides = {"dataset_dir": str(dataset_dir), "bundle_root": str(scratch)}
-    parser = bundle_parser(wiring.root, wiring.train_configs, overrides)
+
+def bundle_cases(wiring: BundleWiring, dataset_dir: Path, scratch: Path,
+                 overrides: Optional[Dict[str, Any]] = None) -> Tuple[List[Item], List[str]]:
+    """Every case the bundle's own configs list from ``dataset_dir`` (its training, validation and, where it has
+    an evaluate/test config, test lists together, each case once), in the bundle's own keys; and the keys its
+    inference config reads (the images).
+
+    ``scratch``: where the bundle may write while listing (``bundle_root`` there); ``overrides``: the user's, of
+    which those naming keys of the train config apply (e.g. one that turns off the bundle's data check)."""
+    where = {"dataset_dir": str(dataset_dir), "bundle_root": str(scratch)}
+    parser = bundle_parser(wiring.root, wiring.train_configs, {
+        **keys_of(overrides or {}, bundle_parser(wiring.root, wiring.train_configs)), **where})
     if "dataset_dir" not in parser.get():
         raise TrialError(f"{wiring.train_configs[0]} has no dataset_dir key to point at the trial's data")
-    lists = [_resolved_list(parser, wiring.train_data), _resolved_list(parser, wiring.val_data)]
+    lists = [resolved_list(parser, wiring.train_data), resolved_list(parser, wiring.val_data)]
     if wiring.test_configs and wiring.test_data:
-        lists.append(_safe_list(bundle_parser(wiring.root, wiring.test_configs, overrides), wiring.test_data))
+        test_parser = bundle_parser(wiring.root, wiring.test_configs, {
+            **keys_of(overrides or {}, bundle_parser(wiring.root, wiring.test_configs)), **where})
+        lists.append(_safe_list(test_parser, wiring.test_data))
     seen, cases = set(), []
     for items in lists:
         for item in items:
@@ -167,14 +165,14 @@ def bundle_cases(wiring: BundleWiring, dataset_dir: Path, scratch: Path) -> Tupl
             if key not in seen:
                 seen.add(key)
                 cases.append(item)
-    infer_parser = bundle_parser(wiring.root, wiring.inference_configs, overrides)
+    infer_parser = bundle_parser(wiring.root, wiring.inference_configs, where)
     infer_keys = sorted(set(k for item in _safe_list(infer_parser, wiring.infer_data) for k in item))
     return cases, [k for k in infer_keys if all(k in c for c in cases)] or _image_keys(cases)
 
 
 def _safe_list(parser: Any, config_id: str) -> List[Item]:
     try:
-        return _resolved_list(parser, config_id)
+        return resolved_list(parser, config_id)
     except TrialError:
         return []  # an inference list of another folder layout: the image keys are guessed from the cases
 

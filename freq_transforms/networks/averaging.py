@@ -1,0 +1,102 @@
+"""Averaged prediction: a K-fold ensemble and nnU-Net's test-time mirroring as one network.
+
+MONAI averages an ensemble outside the network (``MeanEnsembled`` after an ``EnsembleEvaluator``) and has no
+mirror averaging for segmentation (``TestTimeAugmentation`` draws random transforms to estimate uncertainty). Both
+are one module here, so that any inferer (sliding window included) runs it as it runs one network, and one ONNX
+export carries the whole ensemble and every mirrored copy (``configs/inference_onnx.json``).
+
+The module returns the logarithm of the mean class probabilities. The bundles' post-processing (softmax, then
+argmax) reads them as one network's logits: ``softmax(log p) = p`` wherever ``p`` sums to one over classes.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Any, List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..checkpoint import load_weights
+from ..errors import DataError
+
+__all__ = ["MeanProbabilities", "mirror_flips", "ensemble_members", "averaged_network"]
+
+MIN_PROBABILITY = 1e-12  # log(0) would be -inf; this keeps argmax and softmax exact to float precision
+
+
+def mirror_flips(axes: Sequence[int]) -> List[Tuple[int, ...]]:
+    """Every combination of the spatial ``axes`` (0-based, as ``monai.transforms.Flip``'s ``spatial_axis``),
+    the identity first: nnU-Net's mirroring, 2**len(axes) copies.
+
+    Example::
+
+        >>> mirror_flips([0, 1])
+        [(), (0,), (1,), (0, 1)]
+    """
+    axes = sorted(set(int(a) for a in axes))
+    return [combo for r in range(len(axes) + 1) for combo in itertools.combinations(axes, r)]
+
+
+class MeanProbabilities(nn.Module):
+    """Log of the mean softmax probabilities of ``networks`` over every mirrored copy of the input.
+
+    Args:
+        networks: the members (one network: mirroring only); each maps ``(B, C, *spatial)`` to logits
+            ``(B, K, *spatial)``.
+        mirror_axes: spatial axes to mirror (``()``: none; ``(0, 1, 2)``: nnU-Net's 8 copies in 3-D).
+
+    Example::
+
+        >>> net = MeanProbabilities([nn.Conv3d(1, 3, 1)], mirror_axes=(0, 1, 2))
+        >>> net(torch.rand(1, 1, 8, 8, 8)).exp().sum(1).allclose(torch.ones(1, 8, 8, 8))
+        True
+    """
+
+    def __init__(self, networks: Sequence[nn.Module], mirror_axes: Sequence[int] = ()) -> None:
+        super().__init__()
+        if not networks:
+            raise ValueError("MeanProbabilities needs at least one network")
+        self.members = nn.ModuleList(networks)
+        self.flips = mirror_flips(mirror_axes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = None
+        for member in self.members:
+            for axes in self.flips:
+                dims = [a + 2 for a in axes]
+                logits = member(torch.flip(x, dims) if dims else x)
+                probabilities = torch.softmax(logits, dim=1)
+                probabilities = torch.flip(probabilities, dims) if dims else probabilities
+                total = probabilities if total is None else total + probabilities
+        return torch.log(torch.clamp(total / (len(self.members) * len(self.flips)), min=MIN_PROBABILITY))
+
+
+def ensemble_members(models_dir: str, pattern: str = "fold*/model.pt") -> List[Path]:
+    """The fold models of a bundle (``models/fold0/model.pt``, ...), sorted; one line when there are none."""
+    found = sorted(Path(models_dir).glob(pattern))
+    if not found:
+        raise DataError(f"ensemble: no {pattern} under {models_dir}; train the folds or pass --ensemble false")
+    return found
+
+
+def averaged_network(network: nn.Module, tta: bool = False, ensemble: bool = False, models_dir: str = "models",
+                     map_location: Any = "cpu", mirror_axes: Sequence[int] = (0, 1, 2)) -> nn.Module:
+    """What a bundle's evaluator runs: ``network`` itself when neither ``tta`` nor ``ensemble``; else a
+    :class:`MeanProbabilities` of ``network`` (mirrored over ``mirror_axes`` with ``tta``) or, with ``ensemble``,
+    of a copy of ``network`` per fold model in ``models_dir`` (each loaded, and checked, now).
+
+    ``network`` keeps its own weights loading (the bundle's ``checkpointloader`` loads ``model.pt`` into it when
+    the evaluator starts, which reaches it here too as it is the same module)."""
+    if not (tta or ensemble):
+        return network
+    members = [network]
+    if ensemble:
+        members = []
+        for path in ensemble_members(models_dir):
+            member = copy.deepcopy(network)
+            load_weights(member, path, map_location)
+            members.append(member.eval())
+    return MeanProbabilities(members, mirror_axes if tta else ())

@@ -1,0 +1,114 @@
+"""CPU inference in onnxruntime: export a bundle's prediction (one model, or the fold ensemble and test-time
+mirroring) to ``models/model.onnx``, and run that file as a network in ``configs/inference_onnx.json``.
+
+``monai.bundle onnx_export`` exports one ``network_def`` with one checkpoint; the prediction a bundle's evaluator
+runs (:func:`freq_transforms.networks.averaged_network`) may hold several, so :func:`export_prediction` builds it
+from the bundle's inference config and exports it with MONAI's ``convert_to_onnx``. MONAI has no onnxruntime
+counterpart of its TensorRT wrapper for inference configs: :class:`OnnxRuntimeNetwork` is that, and it refuses a
+file whose averaging differs from what the config asks (``tta``, ``ensemble``) in one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .errors import DataError
+
+__all__ = ["PREDICTION_KEY", "OnnxRuntimeNetwork", "export_prediction", "prediction_input_size"]
+
+PREDICTION_KEY = "freq_transforms_prediction"  # ONNX metadata_props entry: how the exported prediction averages
+
+
+def prediction_input_size(parser: Any) -> Sequence[int]:
+    """The spatial size the bundle's network sees: the sliding window's ``roi_size``, else ``spatial_size``."""
+    roi_size = getattr(parser.get_parsed_content("inferer"), "roi_size", None)
+    size = roi_size if roi_size is not None else parser.get_parsed_content("spatial_size")
+    return [int(s) for s in size]
+
+
+def _stamp(path: Path, entries: Mapping[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key not in entries]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = False,
+                      out: Optional[Path] = None) -> Path:
+    """Export the prediction of the bundle at ``bundle_root`` (its inference config, ``models/model.pt`` or, with
+    ``ensemble``, ``models/fold*/model.pt``; mirrored with ``tta``) to ``out`` (default ``models/model.onnx``),
+    for the input size its inferer runs the network at, batch size free; the weights' recipe and the averaging
+    go into the file's metadata. Nothing is written when a step fails."""
+    from monai.bundle import ConfigParser
+    from monai.networks.utils import convert_to_onnx
+
+    from .checkpoint import load_weights
+    from .networks.averaging import averaged_network
+    from .recipe import ONNX_KEY, as_json_values, unwrap
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle_root / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle_root)
+    network = parser.get_parsed_content("network_def").to("cpu")
+    record = load_weights(network, bundle_root / "models" / "model.pt", "cpu") or {}
+    prediction = averaged_network(network, tta, ensemble, str(bundle_root / "models"), "cpu").eval()
+    size = prediction_input_size(parser)
+    in_channels = int(parser.get_parsed_content("in_channels"))
+    target = out or bundle_root / "models" / "model.onnx"
+    partial = target.with_name(target.name + ".partial")
+    output = "log_probabilities" if (tta or ensemble) else "logits"
+    with torch.no_grad():
+        convert_to_onnx(prediction, [torch.rand(1, in_channels, *size)], input_names=["image"], output_names=[output],
+                        dynamic_axes={"image": {0: "batch"}, output: {0: "batch"}}, filename=str(partial))
+    members = len(getattr(prediction, "members", [network]))
+    _stamp(partial, {ONNX_KEY: json.dumps(as_json_values(record), sort_keys=True),
+                     PREDICTION_KEY: json.dumps({"tta": bool(tta), "ensemble": bool(ensemble), "members": members,
+                                                 "input_size": size, "arch": getattr(unwrap(network), "arch", None)})})
+    partial.replace(target)
+    Path(str(partial) + ".data").unlink(missing_ok=True)  # torch's exporter writes weights beside; _stamp embeds them
+    return target
+
+
+class OnnxRuntimeNetwork(nn.Module):
+    """An exported prediction run by onnxruntime (CPU), called as a torch network: ``(B, C, *spatial)`` in,
+    ``(B, K, *spatial)`` out, on the input's device.
+
+    Args:
+        path: the ``.onnx`` file (:func:`export_prediction`).
+        expect: averaging the config asks for (``{"tta": False, "ensemble": True}``); a file exported otherwise
+            stops with one line saying how to export it again.
+        providers: onnxruntime execution providers (default: CPU).
+    """
+
+    def __init__(self, path: str, expect: Optional[Mapping[str, bool]] = None,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
+        super().__init__()
+        import onnxruntime
+
+        if not Path(path).is_file():
+            raise DataError(f"{path} does not exist: export it with python -m freq_transforms onnx <bundle_root>")
+        self.session = onnxruntime.InferenceSession(str(path), providers=list(providers))
+        self.input_name = self.session.get_inputs()[0].name
+        self.prediction: Dict[str, Any] = json.loads(
+            self.session.get_modelmeta().custom_metadata_map.get(PREDICTION_KEY, "{}"))
+        for key, wanted in (expect or {}).items():
+            exported = bool(self.prediction.get(key, False))
+            if exported != bool(wanted):
+                raise DataError(f"{path} was exported with {key}={exported}, the config asks {key}={bool(wanted)}: "
+                                f"export again with python -m freq_transforms onnx <bundle_root> --{key} "
+                                f"{str(bool(wanted)).lower()}, or pass --{key} {str(exported).lower()}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().to("cpu", torch.float32).numpy()
+        out = self.session.run(None, {self.input_name: array})[0]
+        return torch.from_numpy(out).to(x.device)
