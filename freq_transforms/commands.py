@@ -135,8 +135,9 @@ def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optio
         bundle: bundle whose preprocessing is timed (default: the hippocampus bundle installed with the package).
         overlay_bundle: a model-zoo bundle folder: also time its own network against its FD overlays (train step
             on a 96^3 patch, sliding-window inference on 256x256x128) and in onnxruntime.
-        only: sections to run, e.g. overlay,onnx (fd, overlay, onnx, ct; default all that apply). ct: the spleen
-            bundle's patch-mode inference on a 512x512x200 CT phantom at 0.8x0.8x2.5 mm, peak memory and time.
+        only: sections to run, e.g. overlay,onnx (fd, overlay, onnx, ct, prediction; default all but prediction).
+            ct: the spleen bundle's patch-mode inference on a 512x512x200 CT phantom at 0.8x0.8x2.5 mm, peak memory
+            and time. prediction: seconds per case of the shipped bundles, torch and onnxruntime, tta and ensemble.
     """
     from .atomic import atomic_write_text
     from .lab.bench import run_benchmarks

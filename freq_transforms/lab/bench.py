@@ -324,8 +324,10 @@ def _table(title: str, values: Dict[str, float], unit: str, digits: int = 3,
 def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), bundle: Path | None = None,
                    overlay_bundle: Path | None = None, only: Optional[Sequence[str]] = None) -> str:
     """The measurements as a Markdown report (also printed): ``only`` picks sections among ``fd`` (FD models
-    against the plain backbone), ``overlay`` (needs ``overlay_bundle``), ``onnx`` and ``ct`` (the spleen bundle's
-    inference on a real-size CT: time and peak memory); default all that apply."""
+    against the plain backbone), ``overlay`` (needs ``overlay_bundle``), ``onnx``, ``ct`` (the spleen bundle's
+    inference on a real-size CT: time and peak memory) and ``prediction`` (seconds per case of the shipped
+    bundles' prediction, torch against onnxruntime, with mirroring and a 5-model ensemble; only when asked);
+    default all that apply."""
     sections = set(only or ("fd", "overlay", "onnx", "ct"))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     lines = [f"device: {_device()}, torch {torch.__version__}, threads {torch.get_num_threads()}"]
@@ -337,6 +339,12 @@ def run_benchmarks(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), b
         lines += onnx_report(overlay_bundle, repeats)
     if "ct" in sections:
         lines += ct_scale_report()
+    if "prediction" in sections:  # minutes: only when asked for
+        from .bench_prediction import prediction_report
+
+        shipped = Path(__file__).resolve().parents[2] / "bundles"
+        lines += prediction_report({"hippocampus": shipped / "hippocampus_mri_fd_segmentation",
+                                    "heart": shipped / "heart_mri_fd_segmentation"})
     report = "\n".join(lines)
     print(report)
     return report

@@ -1,0 +1,93 @@
+"""Seconds per case of a bundle's prediction, torch beside onnxruntime: one model, test-time mirroring, a fold
+ensemble and both (``python -m freq_transforms bench --only prediction``).
+
+Each setting runs the bundle's own preprocessing once per case and then its inferer (sliding window in patch mode)
+with the prediction :func:`freq_transforms.networks.averaged_network` builds, in torch and as exported by
+:func:`freq_transforms.onnx_inference.export_prediction` in onnxruntime; the labels of both are compared.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import torch
+
+from .phantoms import write_phantom_dataset
+
+__all__ = ["prediction_times", "prediction_report"]
+
+SETTINGS = {"one model": (False, False), "mirroring (tta)": (True, False), "ensemble": (False, True),
+            "ensemble + mirroring": (True, True)}
+
+
+def _parser(bundle: Path, files: Sequence[str], overrides: Dict):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(bundle / "configs" / f) for f in files])
+    parser["bundle_root"] = str(bundle)
+    for key, value in overrides.items():
+        parser[key] = value
+    return parser
+
+
+def _seconds(run, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def prediction_times(bundle_root: Path, task: str, members: int = 5, repeats: int = 1,
+                     settings: Sequence[str] = tuple(SETTINGS)) -> Dict[str, Dict[str, float]]:
+    """Per setting: seconds per case in torch and onnxruntime, and the share of voxels whose labels differ. The
+    ensemble is ``members`` copies of ``models/model.pt`` (a K-fold ensemble costs the same)."""
+    from ..checkpoint import load_weights
+    from ..onnx_inference import export_prediction
+
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bundle"
+        shutil.copytree(bundle_root, bundle, ignore=shutil.ignore_patterns("*.onnx", "fold*"))
+        for k in range(members):
+            (bundle / "models" / f"fold{k}").mkdir(parents=True)
+            shutil.copy(bundle / "models" / "model.pt", bundle / "models" / f"fold{k}" / "model.pt")
+        data = write_phantom_dataset(task, Path(tmp) / "data", n=1, seed=0, progress=False)
+        image = str(next((data / "imagesTr").iterdir()))
+        for name in settings:
+            tta, ensemble = SETTINGS[name]
+            keys = {"tta": tta, "ensemble": ensemble}
+            export_prediction(bundle, tta, ensemble)
+            torch_parser = _parser(bundle, ["inference.json"], keys)
+            load_weights(torch_parser.get_parsed_content("network"), bundle / "models" / "model.pt")
+            onnx_parser = _parser(bundle, ["inference.json", "inference_onnx.json"], keys)
+            x = torch_parser.get_parsed_content("preprocessing")({"image": image})["image"][None]
+            inferer = torch_parser.get_parsed_content("inferer")
+            predictors = {"torch": torch_parser.get_parsed_content("predictor").eval(),
+                          "onnxruntime": onnx_parser.get_parsed_content("predictor")}
+            labels, row = {}, {}
+            for runtime, predictor in predictors.items():
+                with torch.no_grad():
+                    labels[runtime] = inferer(x, predictor).argmax(1)
+                    row[runtime] = _seconds(lambda: inferer(x, predictor), repeats)
+            row["labels_differ"] = float((labels["torch"] != labels["onnxruntime"]).float().mean())
+            result[name] = row
+    return result
+
+
+def prediction_report(bundles: Dict[str, Path], repeats: int = 1, members: int = 5) -> List[str]:
+    """Markdown rows of :func:`prediction_times` for ``{task: bundle_root}``."""
+    lines = ["", f"### Prediction per case, torch against onnxruntime (CPU; ensemble of {members})", "",
+             "| bundle | prediction | torch s / case | onnxruntime s / case | ratio | labels differ |",
+             "|---|---|---|---|---|---|"]
+    for task, root in bundles.items():
+        for name, row in prediction_times(root, task, members, repeats).items():
+            lines.append(f"| {root.name} | {name} | {row['torch']:.2f} | {row['onnxruntime']:.2f} | "
+                         f"{row['onnxruntime'] / row['torch']:.2f} | {100 * row['labels_differ']:.4f} % |")
+    return lines
