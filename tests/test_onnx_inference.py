@@ -96,14 +96,9 @@ def _export(bundle: Path, *args: str) -> None:
 
 
 def _parser(bundle: Path, files, overrides):
-    from monai.bundle import ConfigParser
+    from freq_transforms.overlay_commands import bundle_parser
 
-    parser = ConfigParser()
-    parser.read_config([str(bundle / "configs" / f) for f in files])
-    parser["bundle_root"] = str(bundle)
-    for key, value in overrides.items():
-        parser[key] = value
-    return parser
+    return bundle_parser(bundle, [bundle / "configs" / f for f in files], overrides)
 
 
 def _labels_and_ties(bundle: Path, image: Path, overrides) -> tuple:

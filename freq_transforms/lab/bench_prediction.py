@@ -25,14 +25,9 @@ SETTINGS = {"one model": (False, False), "mirroring (tta)": (True, False), "ense
 
 
 def _parser(bundle: Path, files: Sequence[str], overrides: Dict):
-    from monai.bundle import ConfigParser
+    from ..overlay_commands import bundle_parser
 
-    parser = ConfigParser()
-    parser.read_config([str(bundle / "configs" / f) for f in files])
-    parser["bundle_root"] = str(bundle)
-    for key, value in overrides.items():
-        parser[key] = value
-    return parser
+    return bundle_parser(bundle, [bundle / "configs" / f for f in files], overrides)
 
 
 def _seconds(run, repeats: int) -> float:
