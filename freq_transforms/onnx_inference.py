@@ -43,10 +43,11 @@ def _stamp(path: Path, entries: Mapping[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = False,
-                      out: Optional[Path] = None) -> Path:
+def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = False, out: Optional[Path] = None,
+                      tta_axes: Optional[Sequence[int]] = None) -> Path:
     """Export the prediction of the bundle at ``bundle_root`` (its inference config, ``models/model.pt`` or, with
-    ``ensemble``, ``models/fold*/model.pt``; mirrored with ``tta``) to ``out`` (default ``models/model.onnx``),
+    ``ensemble``, ``models/fold*/model.pt``; with ``tta`` mirrored along ``tta_axes``, default the config's) to
+    ``out`` (default ``models/model.onnx``),
     for the input size its inferer runs the network at, batch size free; the weights' recipe and the averaging
     go into the file's metadata. Nothing is written when a step fails."""
     from monai.bundle import ConfigParser
@@ -61,22 +62,36 @@ def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = Fal
     parser["bundle_root"] = str(bundle_root)
     network = parser.get_parsed_content("network_def").to("cpu")
     record = load_weights(network, bundle_root / "models" / "model.pt", "cpu") or {}
-    prediction = averaged_network(network, tta, ensemble, str(bundle_root / "models"), "cpu").eval()
+    axes = [int(a) for a in (parser.get_parsed_content("tta_axes") if tta_axes is None else tta_axes)]
+    prediction = averaged_network(network, tta, ensemble, str(bundle_root / "models"), "cpu", axes).eval()
     size = prediction_input_size(parser)
     in_channels = int(parser.get_parsed_content("in_channels"))
     target = out or bundle_root / "models" / "model.onnx"
     partial = target.with_name(target.name + ".partial")
     output = "log_probabilities" if (tta or ensemble) else "logits"
     with torch.no_grad():
+        # the TorchScript-based exporter: it keeps the batch axis free as dynamic_axes asks (torch's dynamo exporter
+        # warns that it may not, and fixed the output's batch size to 1 in a test)
         convert_to_onnx(prediction, [torch.rand(1, in_channels, *size)], input_names=["image"], output_names=[output],
-                        dynamic_axes={"image": {0: "batch"}, output: {0: "batch"}}, filename=str(partial))
+                        dynamic_axes={"image": {0: "batch"}, output: {0: "batch"}}, filename=str(partial),
+                        dynamo=False)
     members = len(getattr(prediction, "members", [network]))
     _stamp(partial, {ONNX_KEY: json.dumps(as_json_values(record), sort_keys=True),
-                     PREDICTION_KEY: json.dumps({"tta": bool(tta), "ensemble": bool(ensemble), "members": members,
+                     PREDICTION_KEY: json.dumps({"tta": bool(tta), "tta_axes": axes if tta else [],
+                                                 "ensemble": bool(ensemble), "members": members,
                                                  "input_size": size, "arch": getattr(unwrap(network), "arch", None)})})
     partial.replace(target)
     Path(str(partial) + ".data").unlink(missing_ok=True)  # torch's exporter writes weights beside; _stamp embeds them
     return target
+
+
+def _setting(value: Any) -> Any:
+    """A recorded or configured averaging setting, comparable: a list of axes, or a bool."""
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else bool(value)
+
+
+def _word(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, list) else str(value).lower()
 
 
 class OnnxRuntimeNetwork(nn.Module):
@@ -85,8 +100,8 @@ class OnnxRuntimeNetwork(nn.Module):
 
     Args:
         path: the ``.onnx`` file (:func:`export_prediction`).
-        expect: averaging the config asks for (``{"tta": False, "ensemble": True}``); a file exported otherwise
-            stops with one line saying how to export it again.
+        expect: averaging the config asks for (``{"tta": True, "tta_axes": [0, 1], "ensemble": False}``); a file
+            exported otherwise stops with one line saying how to export it again.
         providers: onnxruntime execution providers (default: CPU).
     """
 
@@ -102,11 +117,11 @@ class OnnxRuntimeNetwork(nn.Module):
         self.prediction: Dict[str, Any] = json.loads(
             self.session.get_modelmeta().custom_metadata_map.get(PREDICTION_KEY, "{}"))
         for key, wanted in (expect or {}).items():
-            exported = bool(self.prediction.get(key, False))
-            if exported != bool(wanted):
-                raise DataError(f"{path} was exported with {key}={exported}, the config asks {key}={bool(wanted)}: "
-                                f"export again with python -m freq_transforms onnx <bundle_root> --{key} "
-                                f"{str(bool(wanted)).lower()}, or pass --{key} {str(exported).lower()}")
+            exported, wanted = _setting(self.prediction.get(key)), _setting(wanted)
+            if exported != wanted:
+                raise DataError(f"{path} was exported with {key}={exported}, the config asks {key}={wanted}: export "
+                                f"again with python -m freq_transforms onnx <bundle_root> --{key} {_word(wanted)}, or "
+                                f"pass --{key} {_word(exported)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         array = x.detach().to("cpu", torch.float32).numpy()

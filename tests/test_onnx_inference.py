@@ -166,3 +166,19 @@ def test_inference_onnx_runs_the_ensemble_with_mirroring_and_refuses_another_exp
            "<bundle_root> --tta false, or pass --tta true" in refused.stderr + refused.stdout
     recorded = onnxruntime.InferenceSession(str(bundle / "models" / "model.onnx")).get_modelmeta().custom_metadata_map
     assert json.loads(recorded["freq_transforms_prediction"])["members"] == 2
+
+
+def test_an_export_mirrored_along_other_axes_is_refused_in_one_line(tmp_path):
+    from freq_transforms.onnx_inference import PREDICTION_KEY, OnnxRuntimeNetwork, _stamp
+
+    path = tmp_path / "mirrored.onnx"
+    torch.onnx.export(MeanProbabilities([_conv_net(0)], (0,)).eval(), (torch.rand(1, 1, 8, 8, 8),), str(path),
+                      input_names=["image"], dynamic_axes={"image": {0: "batch"}}, dynamo=False)
+    _stamp(path, {PREDICTION_KEY: json.dumps({"tta": True, "tta_axes": [0], "ensemble": False})})
+    network = OnnxRuntimeNetwork(str(path), expect={"tta": True, "tta_axes": [0], "ensemble": False})
+    x = torch.rand(2, 1, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(network(x), MeanProbabilities([_conv_net(0)], (0,))(x), atol=1e-5)  # batch 2 too
+    with pytest.raises(DataError, match=r"was exported with tta_axes=\[0\], the config asks tta_axes=\[0, 1, 2\]: "
+                                        r"export again with .* --tta_axes \[0, 1, 2\], or pass --tta_axes \[0\]$"):
+        OnnxRuntimeNetwork(str(path), expect={"tta": True, "tta_axes": (0, 1, 2)})

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
+from tqdm import tqdm
 
 from .phantoms import write_phantom_dataset
 
@@ -55,7 +56,7 @@ def prediction_times(bundle_root: Path, task: str, members: int = 5, repeats: in
             shutil.copy(bundle / "models" / "model.pt", bundle / "models" / f"fold{k}" / "model.pt")
         data = write_phantom_dataset(task, Path(tmp) / "data", n=1, seed=0, progress=False)
         image = str(next((data / "imagesTr").iterdir()))
-        for name in settings:
+        for name in tqdm(settings, desc=f"prediction {bundle_root.name}", unit="setting"):
             tta, ensemble = SETTINGS[name]
             keys = {"tta": tta, "ensemble": ensemble}
             export_prediction(bundle, tta, ensemble)
