@@ -224,7 +224,7 @@ def export(out: str, dest: str) -> str:
     return str(export_trial(Path(out), Path(dest)))
 
 
-def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_b: Optional[str] = None,
+def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_b: str = "",
             arch_a: Optional[str] = None, arch_b: Optional[str] = None, seed: Optional[int] = None) -> str:
     """Paired bootstrap CI of mean test Dice between two trials' runs on the same test cases (A minus B).
 
@@ -233,7 +233,7 @@ def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_
         b: trial output folder of side B (e.g. the main grid); may be the same as a.
         n_train: training-set size of the runs to compare ("all" for the whole train part).
         fusion_a: FD mode of side A.
-        fusion_b: FD mode of side B (default: fusion_a).
+        fusion_b: FD mode of side B, e.g. none (default: fusion_a).
         arch_a: layer layout of side A (v2 or paper; default: any).
         arch_b: layer layout of side B (v2 or paper; default: any).
         seed: compare the runs of this seed only (default: each side averaged over all its seeds).

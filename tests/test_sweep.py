@@ -167,6 +167,13 @@ def test_compare_pairs_a_trial_with_sweep_records_and_can_restrict_to_one_seed(t
                                                                            seed=0)
     with pytest.raises(TrialError, match="no finished run with n_train=8, fusion=early"):
         compare_folders(new, old, 8, "early", "early")
+    (old / "runs" / "n4_none_s0").mkdir()
+    (old / "runs" / "n4_none_s0" / "done.json").write_text(json.dumps(
+        {"n_train": 4, "fusion": "none", "seed": 0, "files": ["a.nii.gz", "b.nii.gz"], "dice": [0.5, 0.5]}))
+    said = cli_runner.run([sys.executable, "-m", "freq_transforms", "compare", str(old), str(old), "--n_train", "4",
+                           "--fusion_a", "early", "--arch_a", "v2", "--fusion_b", "none", "--seed", "0"],
+                          capture_output=True, text=True, timeout=300)
+    assert "A 70.00, B 50.00, A - B 20.00" in said.stdout, said.stderr  # "none" is the fusion, not a null
 
 
 def test_image_fingerprints_are_hashed_once_per_file_version(tmp_path, monkeypatch):
