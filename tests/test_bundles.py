@@ -395,3 +395,18 @@ def test_shipped_weights_load_into_the_default_network(name):
     # the zoo's way: how many cases the shipped model trained on, how the score was obtained, on which grid
     assert metrics["train_cases"] > 0 and len(metrics["test_protocol"]) > 40
     assert metrics["sampling"] == record.get("sampling", "resize")
+
+
+@pytest.mark.parametrize("augment, axes, flipped", [(True, [0, 2], [0, 2]), (True, [], []), (False, [0, 1, 2], [])])
+def test_flip_axes_adds_a_random_flip_per_axis_to_the_augmentation(augment, axes, flipped, tmp_path):
+    from monai.bundle import ConfigParser
+    from monai.transforms import RandFlipd
+
+    bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "train.json"))
+    parser.update({"bundle_root": str(tmp_path), "augment": augment, "flip_axes": axes})
+    chosen = parser.get_parsed_content("train#random_transforms")
+    flips = [t for t in chosen if isinstance(t, RandFlipd)]
+    assert [t.flipper.spatial_axis for t in flips] == flipped and all(t.prob == 0.5 for t in flips)
+    assert bool(augment) == (len(chosen) > len(flips))  # the other augmentations come with augment only
