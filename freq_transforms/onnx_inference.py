@@ -31,18 +31,6 @@ def prediction_input_size(parser: Any) -> Sequence[int]:
     return [int(s) for s in size]
 
 
-def _stamp(path: Path, entries: Mapping[str, str]) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    kept = [p for p in model.metadata_props if p.key not in entries]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    for key, value in entries.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.save(model, str(path))
-
-
 def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = False, out: Optional[Path] = None,
                       tta_axes: Optional[Sequence[int]] = None) -> Path:
     """Export the prediction of the bundle at ``bundle_root`` (its inference config, ``models/model.pt`` or, with
@@ -50,19 +38,22 @@ def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = Fal
     ``out`` (default ``models/model.onnx``),
     for the input size its inferer runs the network at, batch size free; the weights' recipe and the averaging
     go into the file's metadata. Nothing is written when a step fails."""
-    from monai.bundle import ConfigParser
     from monai.networks.utils import convert_to_onnx
 
     from .checkpoint import load_weights
     from .networks.averaging import averaged_network
-    from .recipe import ONNX_KEY, as_json_values, unwrap
+    from .overlay_commands import bundle_parser
+    from .recipe import ONNX_KEY, as_json_values, unwrap, write_onnx_metadata
 
-    parser = ConfigParser()
-    parser.read_config(str(bundle_root / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle_root)
+    config = bundle_root / "configs" / "inference.json"
+    if not config.is_file():
+        raise DataError(f"{config} does not exist: give the folder of one of this project's bundles")
+    parser = bundle_parser(bundle_root, [config])
     network = parser.get_parsed_content("network_def").to("cpu")
     record = load_weights(network, bundle_root / "models" / "model.pt", "cpu") or {}
-    axes = [int(a) for a in (parser.get_parsed_content("tta_axes") if tta_axes is None else tta_axes)]
+    if tta_axes is None:  # the bundle's; a bundle from before the key mirrors every axis, as the key's default
+        tta_axes = parser.get_parsed_content("tta_axes") if "tta_axes" in parser.get() else (0, 1, 2)
+    axes = [int(a) for a in tta_axes]
     prediction = averaged_network(network, tta, ensemble, str(bundle_root / "models"), "cpu", axes).eval()
     size = prediction_input_size(parser)
     in_channels = int(parser.get_parsed_content("in_channels"))
@@ -76,12 +67,11 @@ def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = Fal
                         dynamic_axes={"image": {0: "batch"}, output: {0: "batch"}}, filename=str(partial),
                         dynamo=False)
     members = len(getattr(prediction, "members", [network]))
-    _stamp(partial, {ONNX_KEY: json.dumps(as_json_values(record), sort_keys=True),
-                     PREDICTION_KEY: json.dumps({"tta": bool(tta), "tta_axes": axes if tta else [],
-                                                 "ensemble": bool(ensemble), "members": members,
-                                                 "input_size": size, "arch": getattr(unwrap(network), "arch", None)})})
+    averaging = {"tta": bool(tta), "tta_axes": axes if tta else [], "ensemble": bool(ensemble), "members": members,
+                 "input_size": size, "arch": getattr(unwrap(network), "arch", None)}
+    write_onnx_metadata(partial, {ONNX_KEY: json.dumps(as_json_values(record), sort_keys=True),
+                                  PREDICTION_KEY: json.dumps(averaging)})
     partial.replace(target)
-    Path(str(partial) + ".data").unlink(missing_ok=True)  # torch's exporter writes weights beside; _stamp embeds them
     return target
 
 

@@ -31,7 +31,7 @@ import torch
 
 __all__ = ["RECORD_KEY", "ONNX_KEY", "TORCHSCRIPT_FILE", "NETWORK_KEYS", "GRID_KEYS", "RECIPE_KEYS", "as_json_values",
            "unwrap", "recorded_settings", "weights_with_record", "read_state_dict", "read_recipe",
-           "write_recipe_into"]
+           "write_recipe_into", "write_onnx_metadata"]
 
 RECORD_KEY = "freq_transforms"
 ONNX_KEY = "freq_transforms_recipe"
@@ -128,6 +128,23 @@ def _torchscript_extra_files(path: Path) -> Dict[str, Any]:
     return {"module": module, "extra": extra}
 
 
+def write_onnx_metadata(path: str | os.PathLike, entries: Mapping[str, str]) -> Path:
+    """Set ``entries`` in an ONNX file's ``metadata_props`` (others kept), its weights embedded; the file is
+    replaced whole."""
+    import onnx
+
+    from .atomic import atomic_write
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key not in entries]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)
+    data = model.SerializeToString()
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
 def write_recipe_into(exported: str | os.PathLike, recipe: Mapping[str, Any]) -> Path:
     """Stamp ``recipe`` into an exported model: ONNX ``metadata_props`` (``freq_transforms_recipe``), or the
     TorchScript extra file ``recipe.json`` (its other extra files, such as MONAI's ``metadata.json``, kept). The
@@ -136,15 +153,7 @@ def write_recipe_into(exported: str | os.PathLike, recipe: Mapping[str, Any]) ->
 
     path, text = Path(exported), json.dumps(as_json_values(dict(recipe)), sort_keys=True)
     if path.suffix == ".onnx":
-        import onnx
-
-        model = onnx.load(str(path))
-        kept = [p for p in model.metadata_props if p.key != ONNX_KEY]
-        del model.metadata_props[:]
-        model.metadata_props.extend(kept)
-        model.metadata_props.add(key=ONNX_KEY, value=text)
-        data = model.SerializeToString()
-        return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        return write_onnx_metadata(path, {ONNX_KEY: text})
     loaded = _torchscript_extra_files(path)
     extra = {**loaded["extra"], TORCHSCRIPT_FILE: text}
     buffer = io.BytesIO()

@@ -169,12 +169,13 @@ def test_inference_onnx_runs_the_ensemble_with_mirroring_and_refuses_another_exp
 
 
 def test_an_export_mirrored_along_other_axes_is_refused_in_one_line(tmp_path):
-    from freq_transforms.onnx_inference import PREDICTION_KEY, OnnxRuntimeNetwork, _stamp
+    from freq_transforms.onnx_inference import PREDICTION_KEY, OnnxRuntimeNetwork
+    from freq_transforms.recipe import write_onnx_metadata
 
     path = tmp_path / "mirrored.onnx"
     torch.onnx.export(MeanProbabilities([_conv_net(0)], (0,)).eval(), (torch.rand(1, 1, 8, 8, 8),), str(path),
                       input_names=["image"], dynamic_axes={"image": {0: "batch"}}, dynamo=False)
-    _stamp(path, {PREDICTION_KEY: json.dumps({"tta": True, "tta_axes": [0], "ensemble": False})})
+    write_onnx_metadata(path, {PREDICTION_KEY: json.dumps({"tta": True, "tta_axes": [0], "ensemble": False})})
     network = OnnxRuntimeNetwork(str(path), expect={"tta": True, "tta_axes": [0], "ensemble": False})
     x = torch.rand(2, 1, 8, 8, 8)
     with torch.no_grad():
