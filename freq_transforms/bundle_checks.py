@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from .bundle_overrides import check_overrides
 from .errors import DataError, OnnxExportError, SettingsError
@@ -209,17 +209,23 @@ def check_patch_size(sampling: str, patch_size: Sequence[int], divisor: Sequence
     return True
 
 
+def _k_of(keys: Tuple[str, str], count: Any, index: Any, without: str) -> None:
+    """``count`` parts (an integer >= 2, or null for ``without``) and ``index`` one of them."""
+    if count is None:
+        return
+    if not _is_int(count) or count < 2:
+        raise SettingsError(f"{keys[0]} must be an integer >= 2 (or null for {without}), got {count!r}")
+    if not _is_int(index) or not 0 <= index < count:
+        raise SettingsError(f"{keys[1]} must be an integer in 0..{count - 1} for {keys[0]}={count}, got {index!r}")
+
+
 def _training_settings(split_ratio: Any, n_train: Any, folds: Any, fold: Any, epochs: Any, val_interval: Any,
                        batch_size: Any, learning_rate: Any) -> None:
     if split_ratio is not None and (not isinstance(split_ratio, (list, tuple)) or len(split_ratio) != 3 or
                                     not all(isinstance(r, (int, float)) and r >= 0 for r in split_ratio)):
         raise SettingsError(f"split_ratio must be three non-negative numbers (train, val, test), got {split_ratio!r}")
     _positive("n_train", n_train)
-    if folds is not None:
-        if not _is_int(folds) or folds < 2:
-            raise SettingsError(f"folds must be an integer >= 2 (or null for split_ratio), got {folds!r}")
-        if not _is_int(fold) or not 0 <= fold < folds:
-            raise SettingsError(f"fold must be an integer in 0..{folds - 1} for folds={folds}, got {fold!r}")
+    _k_of(("folds", "fold"), folds, fold, "split_ratio")
     _positive("epochs", epochs)
     _positive("val_interval", val_interval)
     _positive("batch_size", batch_size)
@@ -233,8 +239,8 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
                    fold: Any = 0, epochs: Any = None, val_interval: Any = None, batch_size: Any = None,
                    learning_rate: Any = None, sampling: Any = None, patch_size: Any = None,
                    target_spacing: Any = None, sw_overlap: Any = None, samples_per_volume: Any = None,
-                   iterations_per_epoch: Any = None, lr_schedule: Any = None,
-                   flags: Optional[Mapping[str, Any]] = None) -> bool:
+                   iterations_per_epoch: Any = None, lr_schedule: Any = None, members: Any = None,
+                   member: Any = 0, steps: Any = None, flags: Optional[Mapping[str, Any]] = None) -> bool:
     """Raise :class:`SettingsError` naming the first bundle key whose value cannot work; ``True`` otherwise.
 
     Keyword names are the bundle's config keys, so ``"settings_check": {"_target_":
@@ -260,6 +266,8 @@ def check_settings(spatial_size: Any, num_classes: Any, in_channels: Any, fusion
                        iterations_per_epoch, lr_schedule)
     check_flags(flags)
     _training_settings(split_ratio, n_train, folds, fold, epochs, val_interval, batch_size, learning_rate)
+    _k_of(("members", "member"), members, member, "one model")
+    _positive("steps", steps)
     return True
 
 

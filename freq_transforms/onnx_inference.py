@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .errors import DataError
+from .networks.averaging import weights_file
 
 __all__ = ["PREDICTION_KEY", "OnnxRuntimeNetwork", "export_prediction", "prediction_input_size"]
 
@@ -50,7 +51,7 @@ def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = Fal
         raise DataError(f"{config} does not exist: give the folder of one of this project's bundles")
     parser = bundle_parser(bundle_root, [config])
     network = parser.get_parsed_content("network_def").to("cpu")
-    record = load_weights(network, bundle_root / "models" / "model.pt", "cpu") or {}
+    record = load_weights(network, weights_file(str(bundle_root / "models"), ensemble), "cpu") or {}
     if tta_axes is None:  # the bundle's; a bundle from before the key mirrors every axis, as the key's default
         tta_axes = parser.get_parsed_content("tta_axes") if "tta_axes" in parser.get() else (0, 1, 2)
     axes = [int(a) for a in tta_axes]

@@ -26,7 +26,7 @@ GROUPS = {  # each config as a user runs it (the bundle README's command lines)
 }
 FALSE_WORDS, TRUE_WORDS = ["false", "FALSE", "0", "no", "False"], ["true", "True", "1", "YES", "t"]
 NULL_WORDS = ["null", "NULL", "None"]
-SOME_VALUE = {"n_train": 3, "folds": 5, "test_dataset_dir": "/elsewhere"}
+SOME_VALUE = {"n_train": 3, "folds": 5, "test_dataset_dir": "/elsewhere", "members": 5, "steps": 1000}
 
 
 def _component_keys(files: List[str], component: str) -> List[str]:

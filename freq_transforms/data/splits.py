@@ -91,9 +91,23 @@ def _nested_train(train: List[Item], seed: int, n_train: Optional[int], total: i
     return train[: int(n_train)]
 
 
+def _member_split(train: List[Item], items: Sequence[Item], groups: Optional[List[List[int]]], members: int,
+                  member: int, split_seed: int) -> Dict[str, List[Item]]:
+    """Member ``member`` of a ``members``-model ensemble (nnU-Net's folds): ``train`` cut into ``members`` folds,
+    the member trains on the others and validates on fold ``member``; duplicates stay in one fold."""
+    position = {item["image"]: k for k, item in enumerate(train)}
+    within = [[position[items[i]["image"]] for i in group if items[i]["image"] in position] for group in groups or []]
+    parts = fold_assignment(train, int(members), split_seed, [g for g in within if g])
+    if not 0 <= int(member) < len(parts):
+        raise DataError(f"member must be in 0..{len(parts) - 1} for members={members}, got {member}")
+    return {"train": [item for k, part in enumerate(parts) if k != int(member) for item in part],
+            "val": parts[int(member)]}
+
+
 def split_datalist(items: Sequence[Item], split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0,
                    seed: int = 0, n_train: Optional[int] = None, groups: Optional[List[List[int]]] = None,
-                   folds: Optional[int] = None, fold: int = 0) -> Dict[str, List[Item]]:
+                   folds: Optional[int] = None, fold: int = 0, members: Optional[int] = None, member: int = 0,
+                   train_on_val: bool = False) -> Dict[str, List[Item]]:
     """Participant-level train/val/test split; ``n_train`` takes a nested subset of the train part.
 
     Cases are sorted by image path and shuffled with ``split_seed`` before cutting, so val and test
@@ -104,6 +118,10 @@ def split_datalist(items: Sequence[Item], split_ratio: Sequence[float] = (166, 4
     K, the split is fold ``fold`` of a K-fold cross-validation (:func:`fold_assignment`): test is that
     fold, validation the next one (cyclically), train the rest, so over the K folds every case is tested
     exactly once and validated exactly once; ``split_ratio`` is then not used.
+
+    ``train_on_val`` adds the validation part to the train part (every case outside the test part trains; the
+    validation part is still what ``val`` returns). With ``members`` K the train part (after ``n_train``) is cut
+    into K folds and the split is member ``member``'s (:func:`_member_split`): ``val`` is its held-out fold.
     """
     if len(items) == 0:
         raise DataError("the training list is empty: nothing to split")
@@ -120,31 +138,40 @@ def split_datalist(items: Sequence[Item], split_ratio: Sequence[float] = (166, 4
         if not train:
             raise DataError(f"{len(items)} cases are too few to split into train/val/test with split_ratio "
                             f"{list(split_ratio)}")
-    return {"train": _nested_train(train, seed, n_train, len(items)), "val": val, "test": test}
+    if train_on_val:
+        train = train + val
+    split = {"train": _nested_train(train, seed, n_train, len(items)), "val": val, "test": test}
+    if members is not None:
+        split.update(_member_split(split["train"], items, groups, members, member, split_seed))
+    return split
 
 
 def make_split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), split_seed: int = 0,
                seed: int = 0, n_train: Optional[int] = None, output_dir: Optional[str] = None,
                num_classes: Optional[int] = None, in_channels: int = 1, nan_policy: str = "error",
                check: bool = True, folds: Optional[int] = None, fold: int = 0,
-               split_file: str = "split.json") -> Dict[str, List[Item]]:
+               split_file: str = "split.json", members: Optional[int] = None, member: int = 0,
+               train_on_val: bool = False) -> Dict[str, List[Item]]:
     """The split a bundle trains and evaluates on, written to ``output_dir/<split_file>`` for audit
     (evaluation writes its own file, so the training run's record stays).
 
     Cases with identical images are found by content hash and kept in one part (:func:`participant_groups`);
-    ``folds``/``fold`` select one fold of a cross-validation (:func:`split_datalist`). With ``check`` every
+    ``folds``/``fold`` select one fold of a cross-validation, ``members``/``member`` one member of a fold
+    ensemble, ``train_on_val`` trains on the validation part too (:func:`split_datalist`). With ``check`` every
     case used is read once and checked (:func:`check_case`) before training starts.
     """
     items = load_msd_datalist(dataset_dir)
     groups = participant_groups(items)
-    split = split_datalist(items, split_ratio, split_seed, seed, n_train, groups, folds, fold)
+    split = split_datalist(items, split_ratio, split_seed, seed, n_train, groups, folds, fold, members, member,
+                           train_on_val)
     if check:
         check_datalist([item for part in split.values() for item in part], num_classes, in_channels, nan_policy)
     if output_dir:
         duplicates = [[Path(items[i]["image"]).name for i in group] for group in groups if len(group) > 1]
         record = {"dataset_dir": str(Path(dataset_dir).resolve()), "split_ratio": list(split_ratio),
                   "split_seed": split_seed, "seed": seed, "n_train": n_train, "folds": folds,
-                  "fold": fold if folds else None, "same_image_groups": duplicates,
+                  "fold": fold if folds else None, "members": members, "member": member if members else None,
+                  "train_on_val": bool(train_on_val), "same_image_groups": duplicates,
                   "counts": {k: len(v) for k, v in split.items()}, **split}
         atomic_write_text(Path(output_dir) / split_file, json.dumps(record, indent=2))
     return split

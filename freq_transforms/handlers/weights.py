@@ -138,19 +138,23 @@ class RecordedWeights:
 
 
 class SaveIfNeverValidated:
-    """Trainer handler: when training completes and ``saver`` never saw a validation, save the final weights.
+    """Trainer handler: when training completes and ``saver`` never saw a validation, save the final weights;
+    with ``final``, save them whatever validation said (a budget fixed in steps keeps its last model, not the best
+    validation epoch).
 
     Without it a run with no validation data would train and then leave the old ``model.pt`` in place.
     """
 
-    def __init__(self, saver: BestModelSaver) -> None:
-        self.saver = saver
+    def __init__(self, saver: BestModelSaver, final: bool = False) -> None:
+        self.saver, self.final = saver, bool(final)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        if self.saver.best == float("-inf"):
+        if self.final:
+            self.saver.save(f"final weights after {engine.state.iteration} steps (a fixed budget)")
+        elif self.saver.best == float("-inf"):
             self.saver.save(f"final weights after epoch {engine.state.epoch}; no validation ran")
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from ..checkpoint import load_weights
 from ..errors import DataError
 
-__all__ = ["MeanProbabilities", "mirror_flips", "ensemble_members", "averaged_network"]
+__all__ = ["MeanProbabilities", "mirror_flips", "ensemble_members", "weights_file", "averaged_network"]
 
 MIN_PROBABILITY = 1e-12  # log(0) would be -inf; this keeps argmax and softmax exact to float precision
 
@@ -80,6 +80,13 @@ def ensemble_members(models_dir: str, pattern: str = "fold*/model.pt") -> List[P
     if not found:
         raise DataError(f"ensemble: no {pattern} under {models_dir}; train the folds or pass --ensemble false")
     return found
+
+
+def weights_file(models_dir: str, ensemble: Any = False) -> str:
+    """The file a bundle loads into its network and reads its recipe from: ``models_dir/model.pt``; with
+    ``ensemble`` and no such file (fold models only, as training ``members`` leaves them), the first fold model."""
+    single = Path(models_dir) / "model.pt"
+    return str(ensemble_members(models_dir)[0] if ensemble and not single.is_file() else single)
 
 
 def averaged_network(network: nn.Module, tta: bool = False, ensemble: bool = False, models_dir: str = "models",
