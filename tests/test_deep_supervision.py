@@ -1,6 +1,5 @@
 """Deep supervision in the bundles: DynUNet's stacked heads trained through ``heads_loss``."""
 
-
 import torch
 from monai.losses import DeepSupervisionLoss, DiceCELoss
 
