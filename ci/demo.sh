@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the package into .venv and run the main job: FD vs plain UNet on hippocampus phantoms.
+# Install the package into .venv and run the main job: FD vs its plain backbone on hippocampus phantoms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/setup_env.sh

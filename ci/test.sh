@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/setup_env.sh test
-python -m pytest -q -p no:cacheprovider --timeout 900 --durations=15 "$@"
+# one worker per core (pytest-xdist): most of a test is a child process importing MONAI, which one core leaves idle
+python -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-auto}" --timeout 900 --durations=15 "$@"

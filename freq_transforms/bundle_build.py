@@ -7,7 +7,7 @@ The source folder (``bundle_source/`` in the repository) holds:
 * ``readme_template.md``: the bundle README, with ``${name}`` placeholders (``string.Template``);
 * ``data_license/<kind>.txt`` and ``no_weights.md`` (the "Expected results" of a bundle without weights);
 * ``tasks/<bundle name>.json``: one file per bundle: its version and changelog, labels, spatial size, split,
-  defaults (fusion, arch, intensity; ``sampling`` with ``patch_size``, ``target_spacing``, ``crop_foreground``
+  defaults (fusion, arch, intensity, backbone, backbone_kwargs; ``sampling`` with ``patch_size``, ``target_spacing``, ``crop_foreground``
   and the reason, ``sampling_note``; optionally ``augment``, ``epochs``, ``val_interval``, ``batch_size``,
   ``samples_per_volume``, ``iterations_per_epoch``: the recipe of shipped weights) with the reasons
   (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
@@ -32,7 +32,8 @@ __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 # keys of the shared configs that a task sets (where a config has them)
 TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity",
              "augment", "epochs", "val_interval", "batch_size", "sampling", "patch_size", "target_spacing",
-             "crop_foreground", "samples_per_volume", "iterations_per_epoch", "largest_component")
+             "crop_foreground", "samples_per_volume", "iterations_per_epoch", "largest_component", "backbone",
+             "backbone_kwargs")
 CONFIGS = ("train", "evaluate", "inference", "inference_onnx", "multi_gpu_train")
 INTENSITY_WORDS = {"paper": "min-max per image, as in the paper", "ct_window": "Hounsfield window -57..164 HU, clipped",
                    "percentile": "0.5-99.5 percentiles of each image, clipped"}
@@ -130,7 +131,8 @@ def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> st
     labels = task["labels"]
     train = json.loads((source / "configs" / "train.json").read_text())
     recipe = {key: json.dumps(task.get(key, train[key])) for key in ("epochs", "augment", "val_interval", "batch_size",
-                                                                      "samples_per_volume", "iterations_per_epoch")}
+                                                                      "samples_per_volume", "iterations_per_epoch",
+                                                                      "backbone", "backbone_kwargs")}
     results = task_dir / task["expected_results_file"] if "expected_results_file" in task else source / "no_weights.md"
     values = {"name": name, "labels": ", ".join(f"{i} {n}" for i, n in enumerate(labels)),
               "labels_no_bg": ", ".join(f"{n} = {i}" for i, n in enumerate(labels) if i > 0),

@@ -24,7 +24,7 @@ BUNDLES = {
     "hippocampus_mri_fd_segmentation": "hippocampus",
 }
 SCHEMA = ROOT / "tests" / "data" / "meta_schema_20240725.json"  # offline copy of the schema metadata.json names
-SMALL = {"spatial_size": "[32,32,24]", "num_workers": "0", "cache_rate": "0",
+SMALL = {"spatial_size": "[32,32,24]", "num_workers": "0", "cache_rate": "0", "backbone": "UNet",
          "backbone_kwargs": "{'channels': (8, 16, 32), 'strides': (2, 2), 'num_res_units': 1}"}
 # patch mode on the phantoms: small patches, a short epoch, the training cases' median spacing (phantom spacings
 # are coarse; each bundle's own target spacing is exercised by test_sampling.py)
@@ -263,7 +263,7 @@ def test_train_infer_evaluate_export(name, sampling, phantom_sets, tmp_path):
     ts = tmp_path / "model.ts"
     _cli(bundle, "ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(root / "models" / "model.pt"),
          "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json",
-         backbone_kwargs=SMALL["backbone_kwargs"])
+         backbone=SMALL["backbone"], backbone_kwargs=SMALL["backbone_kwargs"])
     scripted = torch.jit.load(str(ts), map_location="cpu")
     assert scripted(torch.rand(1, 1, 32, 32, 24)).shape == (1, n_classes, 32, 32, 24)
     assert read_recipe(ts) == record  # the recipe survives monai.bundle ckpt_export
@@ -278,7 +278,7 @@ def test_verify_net_in_out_every_fusion(name, fusion, arch):
     bundle = ROOT / "bundles" / name
     verify_net_in_out(net_id="network_def", meta_file=str(bundle / "configs" / "metadata.json"),
                       config_file=str(bundle / "configs" / "inference.json"), device="cpu", fusion=fusion, arch=arch,
-                      backbone_kwargs={"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 0})
+                      backbone="UNet", backbone_kwargs={"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 0})
 
 
 @pytest.mark.parametrize("name", BUNDLES)
@@ -395,6 +395,13 @@ def test_shipped_weights_load_into_the_default_network(name):
     # the zoo's way: how many cases the shipped model trained on, how the score was obtained, on which grid
     assert metrics["train_cases"] > 0 and len(metrics["test_protocol"]) > 40
     assert metrics["sampling"] == record.get("sampling", "resize")
+    # what inference runs by default is what was scored: mirroring, the fold ensemble (with its members shipped)
+    # and the backbone's deep supervision
+    assert metrics["tta"] == parser.get_parsed_content("tta")
+    assert metrics["ensemble"] == parser.get_parsed_content("ensemble")
+    assert len(list((bundle / "models").glob("fold*/model.pt"))) == metrics["folds_in_ensemble"]
+    assert metrics["deep_supervision"] == bool(parser.get_parsed_content("backbone_kwargs").get("deep_supervision"))
+    assert metrics["train_seconds_cpu"] > 0 and metrics["infer_seconds_per_case_onnxruntime"] > 0
 
 
 @pytest.mark.parametrize("augment, axes, flipped", [(True, [0, 2], [0, 2]), (True, [], []), (False, [0, 1, 2], [])])

@@ -81,7 +81,7 @@ def test_bundle_trains_with_monailabel_style_overrides(val_items, tmp_path):
     data = load_msd_datalist(write_phantom_dataset("hippocampus", tmp_path / "data", n=3, seed=2, progress=False))
     # no dataset_dir: MONAI Label gives the data lists only, and the bundle's default dataset_dir does not exist
     run_bundle(HIPPO, ["train"], bundle_root=str(tmp_path / "bundle"), num_workers=0, cache_rate=0, spatial_size=[32, 32, 24],
-               backbone_kwargs={"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 1},
+               backbone="UNet", backbone_kwargs={"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 1},
                **{"train#trainer#max_epochs": 1, "train#dataset#data": data[:2],
                   "validate#dataset#data": data[2:2 + val_items]})
     assert (tmp_path / "bundle" / "models" / "model.pt").is_file()

@@ -19,7 +19,7 @@ from test_handlers import _evaluator, _trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 HIPPO = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
-SMALL = {"spatial_size": "[32,32,24]", "num_workers": "0", "cache_rate": "0",
+SMALL = {"spatial_size": "[32,32,24]", "num_workers": "0", "cache_rate": "0", "backbone": "UNet",
          "backbone_kwargs": "{'channels': [4, 8, 16], 'strides': [2, 2], 'num_res_units': 1}"}
 
 

@@ -24,7 +24,7 @@ def _network():
 
     parser = ConfigParser()
     parser.read_config(str(BUNDLE / "configs" / "inference.json"))
-    parser["backbone_kwargs"] = SMALL
+    parser["backbone"], parser["backbone_kwargs"] = "UNet", SMALL
     return parser.get_parsed_content("network_def")
 
 
@@ -36,7 +36,7 @@ def weights(tmp_path_factory):
 
 
 def _bundle(*args, cwd=BUNDLE):
-    result = cli_runner.run([sys.executable, "-m", "monai.bundle", *args, "--backbone_kwargs", json.dumps(SMALL)],
+    result = cli_runner.run([sys.executable, "-m", "monai.bundle", *args, "--backbone", "UNet", "--backbone_kwargs", json.dumps(SMALL)],
                             cwd=cwd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 

@@ -38,6 +38,7 @@ def _with_weights(bundles: Path) -> Path:
 
     parser = ConfigParser()
     parser.read_config(str(bundles / HIPPO / "configs" / "inference.json"))
+    parser["backbone"] = "UNet"
     parser["backbone_kwargs"] = {"channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 1}
     torch.manual_seed(0)
     (bundles / HIPPO / "models").mkdir()
@@ -161,7 +162,7 @@ def test_round_trip_through_monai_bundle_download(bundles, http_server, tmp_path
     image = data / "imagesTr" / "hippocampus_000.nii.gz"
     out = tmp_path / "pred"
     result = _monai("run", "--config_file", "configs/inference.json", "--input_dir", str(image), "--output_dir",
-                    str(out), "--backbone_kwargs", SMALL_NET, "--num_workers", "0", "--dataset_dir", str(data),
+                    str(out), "--backbone", "UNet", "--backbone_kwargs", SMALL_NET, "--num_workers", "0", "--dataset_dir", str(data),
                     cwd=bundle)
     assert result.returncode == 0, result.stderr[-2000:]
     pred = nib.load(str(out / "hippocampus_000_seg.nii.gz"))

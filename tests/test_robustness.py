@@ -20,7 +20,7 @@ from freq_transforms.lab.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 HIPPO = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
-SMALL = ["--spatial_size", "[32,32,24]", "--num_workers", "0", "--cache_rate", "0",
+SMALL = ["--spatial_size", "[32,32,24]", "--num_workers", "0", "--cache_rate", "0", "--backbone", "UNet",
          "--backbone_kwargs", "{'channels': (8, 16, 32), 'strides': (2, 2), 'num_res_units': 1}"]
 
 

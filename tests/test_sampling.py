@@ -159,7 +159,7 @@ def test_a_patch_larger_than_the_volume_is_padded(tmp_path):
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=5, seed=4, progress=False)
     root = tmp_path / "run"
     common = ["--dataset_dir", str(data), "--bundle_root", str(root), "--sampling", "patch", "--num_workers", "0",
-              "--patch_size", "[48,64,48]", "--backbone_kwargs", SMALL_NET, "--cache_rate", "0"]
+              "--patch_size", "[48,64,48]", "--backbone", "UNet", "--backbone_kwargs", SMALL_NET, "--cache_rate", "0"]
     for args in (["--config_file", "configs/train.json", "--epochs", "1", "--iterations_per_epoch", "1"],
                  ["--config_file", "configs/inference.json", "--input_dir", str(data / "imagesTr" / "hippocampus_000.nii.gz"),
                   "--output_dir", str(tmp_path / "pred")]):

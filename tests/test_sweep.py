@@ -11,7 +11,7 @@ import cli_runner
 from freq_transforms.lab.phantoms import write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_UNET = "'backbone_kwargs': {'channels': [8, 16, 32], 'strides': [2, 2], 'num_res_units': 1}"
+SMALL_UNET = "'backbone': 'UNet', 'backbone_kwargs': {'channels': [8, 16, 32], 'strides': [2, 2], 'num_res_units': 1}"
 
 
 def _sweep_cmd(bundle: str, data: Path, out: Path, *args: str, overrides: str) -> list:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HIPPO = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
 HIPPO_SMALL = {"epochs": 1, "num_workers": 0, "cache_rate": 0, "patch_size": [32, 32, 24], "iterations_per_epoch": 2,
                "samples_per_volume": 2, "target_spacing": "median",
-               "backbone_kwargs": {"channels": [8, 16, 32], "strides": [2, 2], "num_res_units": 1}}
+               "backbone": "UNet", "backbone_kwargs": {"channels": [8, 16, 32], "strides": [2, 2], "num_res_units": 1}}
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,8 @@ def run_demo(out: Path, bundle: Path, n_cases: int, epochs: int, val_interval: i
                f"--val_interval {val_interval} --fusions {','.join(fusions)} --seed {seed} --sampling {sampling}"
                + (f" --iterations_per_epoch {iterations_per_epoch}" if sampling == "patch" else ""))
     report = (f"# FD demo on hippocampus phantoms\n\n`{command}`\n\n{n_cases} phantom cases, bundle "
-              f"`{bundle.name}` with its defaults (fusion `{bundle_default(bundle, 'fusion')}`, arch "
+              f"`{bundle.name}` with its defaults (backbone `{bundle_default(bundle, 'backbone')}`, fusion "
+              f"`{bundle_default(bundle, 'fusion')}`, arch "
               f"`{bundle_default(bundle, 'arch')}`, sampling `{sampling}`), {epochs} epochs"
               f"{f' of {iterations_per_epoch} steps' if sampling == 'patch' else ''}. Metrics on the test split, "
               "original image grid."
