@@ -289,12 +289,14 @@ def test_ckpt_export_other_fusions(name, fusion, arch, tmp_path):
     bundle = ROOT / "bundles" / name
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["fusion"], parser["arch"] = fusion, arch
+    # the UNet in every bundle: MONAI's DynUNet with deep supervision (the hippocampus default) cannot be scripted
+    parser["fusion"], parser["arch"], parser["backbone"], parser["backbone_kwargs"] = fusion, arch, "UNet", {}
     net = parser.get_parsed_content("network_def")
     torch.save(net.state_dict(), tmp_path / "model.pt")
     ts = tmp_path / "model.ts"
     _cli(bundle, "ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(tmp_path / "model.pt"),
-         "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json", fusion=fusion, arch=arch)
+         "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json", fusion=fusion, arch=arch,
+         backbone="UNet", backbone_kwargs="{}")
     x = torch.rand(1, 1, 32, 32, 32)
     torch.testing.assert_close(torch.jit.load(str(ts))(x), net.eval()(x), atol=1e-4, rtol=1e-4)
 
