@@ -7,10 +7,10 @@ The source folder (``bundle_source/`` in the repository) holds:
 * ``readme_template.md``: the bundle README, with ``${name}`` placeholders (``string.Template``);
 * ``data_license/<kind>.txt`` and ``no_weights.md`` (the "Expected results" of a bundle without weights);
 * ``tasks/<bundle name>.json``: one file per bundle: its version and changelog, labels, spatial size, split,
-  defaults (fusion, arch, intensity, backbone, backbone_kwargs; ``sampling`` with ``patch_size``, ``target_spacing``, ``crop_foreground``
-  and the reason, ``sampling_note``; optionally ``augment``, ``epochs``, ``val_interval``, ``batch_size``,
-  ``samples_per_volume``, ``iterations_per_epoch``: the recipe of shipped weights) with the reasons
-  (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
+  defaults (fusion, arch, intensity, backbone, backbone_kwargs; ``sampling`` with ``patch_size``,
+  ``target_spacing``, ``crop_foreground`` and the reason, ``sampling_note``; optionally ``augment``, ``epochs``,
+  ``val_interval``, ``batch_size``, ``samples_per_volume``, ``iterations_per_epoch``: the recipe of shipped
+  weights) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
   ``expected_results_file`` (Markdown beside it).
 
 A task's values replace the keys of the same name in each shared config that has them; metadata and README

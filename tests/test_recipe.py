@@ -36,8 +36,9 @@ def weights(tmp_path_factory):
 
 
 def _bundle(*args, cwd=BUNDLE):
-    result = cli_runner.run([sys.executable, "-m", "monai.bundle", *args, "--backbone", "UNet", "--backbone_kwargs", json.dumps(SMALL)],
-                            cwd=cwd, capture_output=True, text=True, timeout=600)
+    overrides = ["--backbone", "UNet", "--backbone_kwargs", json.dumps(SMALL)]
+    result = cli_runner.run([sys.executable, "-m", "monai.bundle", *args, *overrides], cwd=cwd, capture_output=True,
+                            text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
