@@ -64,7 +64,10 @@ def recorded_settings(state: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 
 def weights_with_record(network: torch.nn.Module, **recipe: Any) -> Dict[str, Any]:
     """``network``'s ``state_dict`` with its settings and ``recipe`` (grid, intensity, classes, bundle ...) in the
-    state dict's metadata. An FD network keeps ``recipe`` (``recipe_json``), so its later saves carry it too."""
+    state dict's metadata. An FD network keeps ``recipe`` (``recipe_json``), so its later saves carry it too.
+
+    The tensors are CPU copies, so weights trained on a GPU load where there is none, also through loaders that
+    pass no ``map_location`` (``monai.bundle ckpt_export`` loads with ignite's ``Checkpoint.load_objects``)."""
     target = unwrap(network)
     if recipe and isinstance(getattr(target, "recipe_json", None), str):
         target.recipe_json = json.dumps(as_json_values({**json.loads(target.recipe_json or "{}"), **recipe}))
@@ -72,7 +75,10 @@ def weights_with_record(network: torch.nn.Module, **recipe: Any) -> Dict[str, An
     config = getattr(target, "config", None)
     if isinstance(config, dict) and recorded_settings(state) is None:
         state._metadata.setdefault("", {})[RECORD_KEY] = as_json_values({**recipe, **config})
-    return state
+    on_cpu = type(state)((key, value.detach().cpu() if torch.is_tensor(value) else value)
+                         for key, value in state.items())
+    on_cpu._metadata = state._metadata
+    return on_cpu
 
 
 def read_state_dict(path: str | os.PathLike, map_location: Any = "cpu") -> Dict[str, Any]:

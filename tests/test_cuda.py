@@ -14,6 +14,7 @@ from monai.losses import DiceCELoss
 
 from freq_transforms import FrequencyDisentangledNet
 from freq_transforms.checkpoint import load_weights
+from freq_transforms.lab.phantoms import write_phantom_dataset
 from freq_transforms.recipe import weights_with_record
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -84,3 +85,30 @@ def test_bench_synchronises_the_device():
     times = train_step_times((32, 32, 32), repeats=2, batch=1)
     assert all(t > 0 for t in times.values())
     assert all(t > 0 for task in inference_times(1).values() for t in task.values())
+
+
+def _bundle(*args: str, env: dict, **overrides) -> None:
+    """``python -m monai.bundle`` in a fresh interpreter (not the suite's forkserver: CUDA must start in the call)."""
+    cmd = [sys.executable, "-m", "monai.bundle", *args] + [f"--{k}={v}" for k, v in overrides.items()]
+    result = subprocess.run(cmd, cwd=ROOT / "bundles" / "hippocampus_mri_fd_segmentation", capture_output=True,
+                            text=True, timeout=600, env={**os.environ, **env})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_the_hippocampus_default_trains_with_amp_on_cuda_and_evaluates_on_cpu(tmp_path):
+    """The bundle's default network (DynUNet with deep supervision inside early v2) through train.json on the GPU
+    with AMP, then its checkpoint evaluated through evaluate.json where no GPU is visible."""
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=8, seed=5, progress=False)
+    root = tmp_path / "run"
+    common = {"dataset_dir": data, "bundle_root": root, "spatial_size": "[32,32,24]", "num_workers": "0",
+              "backbone_kwargs": "{'filters': [8, 16, 32, 64], 'deep_supervision': True, 'deep_supr_num': 2}"}
+    _bundle("run", "training", "--config_file", "configs/train.json", env={}, epochs=3, val_interval=1, amp="true",
+            **common)
+    rows = (root / "eval" / "validation_metrics.csv").read_text().splitlines()
+    dice = [float(row.split(",")[-1]) for row in rows[1:]]
+    assert len(dice) == 3 and all(0.0 <= d <= 1.0 for d in dice)
+    state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert any("deep_supervision_heads" in key for key in state)  # the extra heads were trained and saved
+    _bundle("run", "--config_file", "['configs/train.json','configs/evaluate.json']", env={"CUDA_VISIBLE_DEVICES": ""},
+            output_dir=tmp_path / "eval_cpu", **common)
+    assert (tmp_path / "eval_cpu" / "test_mean_dice_raw.csv").is_file()

@@ -137,6 +137,7 @@ def test_bad_arguments_raise():
         disentangle(torch.rand(1, 8, 8, 8, dtype=torch.complex64))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     x = torch.randn(2, 1, 20, 22, 18)
