@@ -22,11 +22,15 @@ from .fd_options import ARCHS, FUSE_OPS, FUSIONS
 from .recipe import NETWORK_KEYS, as_json_values, read_state_dict, recorded_settings, unwrap
 
 __all__ = ["settings_that_matter", "Mismatch", "find_mismatch", "describe_mismatch", "checkpoint_mismatch",
-           "load_weights"]
+           "without_training_heads", "load_weights"]
 
 logger = logging.getLogger(__name__)
 
 BUNDLE_KEY = {"out_channels": "num_classes"}  # constructor keyword -> bundle config key
+# backbone keywords that add layers used in training only (DynUNet's deep-supervision heads: its forward in eval mode
+# returns the main head alone), and the parameter names of those layers (DynUNet registers each head twice)
+TRAINING_ONLY_KWARGS = ("deep_supervision", "deep_supr_num")
+TRAINING_ONLY_LAYERS = (".deep_supervision_heads.", ".super_head.")
 
 
 def settings_that_matter(config: Mapping[str, Any]) -> List[str]:
@@ -107,10 +111,36 @@ def _record_mismatch(network: torch.nn.Module, record: Dict[str, Any]) -> Option
     if not isinstance(config, dict):
         return None
     current = as_json_values({k: config.get(k) for k in NETWORK_KEYS})
+    record = {**record, "backbone_kwargs": _inference_kwargs(record.get("backbone_kwargs"), current["backbone_kwargs"])}
     differ = [k for k in settings_that_matter(record) if k in record and record[k] != current[k]]
     if not differ:
         return None
     return Mismatch({k: record[k] for k in differ}, {k: current[k] for k in differ})
+
+
+def _inference_kwargs(trained: Any, configured: Any) -> Any:
+    """The trained ``backbone_kwargs`` as a network without the training-only heads sees them: where the configured
+    network has no deep supervision, weights trained with it fit (their extra heads are dropped on load)."""
+    if not isinstance(trained, dict) or not trained.get("deep_supervision"):
+        return trained
+    configured = configured if isinstance(configured, dict) else {}
+    if configured.get("deep_supervision"):
+        return trained
+    kept = {k: v for k, v in trained.items() if k not in TRAINING_ONLY_KWARGS}
+    return {**kept, **{k: configured[k] for k in TRAINING_ONLY_KWARGS if k in configured}}
+
+
+def without_training_heads(network: torch.nn.Module, state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``state_dict`` less the parameters of training-only heads (deep supervision) that ``network`` does not have,
+    metadata kept; unchanged when there are none. So a network built for inference or TorchScript export
+    (``deep_supervision False``) loads weights trained with the heads."""
+    own = set(network.state_dict())
+    extra = [k for k in state_dict if k not in own and any(name in f".{k}" for name in TRAINING_ONLY_LAYERS)]
+    if not extra:
+        return state_dict
+    kept = type(state_dict)((k, v) for k, v in state_dict.items() if k not in extra)
+    kept._metadata = getattr(state_dict, "_metadata", {})
+    return kept
 
 
 def _layout(state: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
@@ -122,7 +152,7 @@ def _layout_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any]) ->
     settings whose layer shapes the file has."""
     from monai.networks import nets
 
-    wanted = _layout(state_dict)
+    wanted = _layout(without_training_heads(network, state_dict))
     if _layout(network.state_dict()) == wanted:
         return None
     config = getattr(network, "config", None)
@@ -187,8 +217,8 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: train first or point bundle_root at a bundle "
                                 "with weights")
-    state = read_state_dict(path, map_location)
     target = unwrap(network)
+    state = without_training_heads(target, read_state_dict(path, map_location))
     problem = describe_mismatch(target, state, style="bundle")
     if problem is not None:
         raise WeightsMismatchError(f"checkpoint {path} does not fit the configured network: {problem}")

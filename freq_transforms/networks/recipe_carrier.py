@@ -8,7 +8,7 @@ from typing import Any, Dict, Mapping
 import torch
 from torch import nn
 
-from ..checkpoint import describe_mismatch
+from ..checkpoint import describe_mismatch, without_training_heads
 from ..errors import WeightsMismatchError
 from ..recipe import RECORD_KEY, as_json_values, recorded_settings
 
@@ -34,7 +34,9 @@ class RecipeCarrier(nn.Module):
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
         """``nn.Module.load_state_dict``; with ``strict``, weights trained with other settings that matter stop with
         one line naming the constructor keywords and the bundle overrides, whoever loads them (``monai.bundle
-        ckpt_export``, MONAI Label). The file's recipe is kept in ``recipe_json``."""
+        ckpt_export``, MONAI Label). The file's recipe is kept in ``recipe_json``. Deep-supervision heads this
+        network lacks are dropped: it is built for inference (``deep_supervision False``)."""
+        state_dict = without_training_heads(self, state_dict)
         if strict:
             problem = describe_mismatch(self, state_dict, style="python")
             if problem is not None:
