@@ -9,8 +9,8 @@ The source folder (``bundle_source/`` in the repository) holds:
 * ``tasks/<bundle name>.json``: one file per bundle: its version and changelog, labels, spatial size, split,
   defaults (fusion, arch, intensity, backbone, backbone_kwargs; ``sampling`` with ``patch_size``,
   ``target_spacing``, ``crop_foreground`` and the reason, ``sampling_note``; optionally ``augment``, ``epochs``,
-  ``val_interval``, ``batch_size``, ``samples_per_volume``, ``iterations_per_epoch``: the recipe of shipped
-  weights) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
+  ``val_interval``, ``batch_size``, ``samples_per_volume``, ``iterations_per_epoch``, ``lr_schedule``: the recipe
+  of shipped weights) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
   ``expected_results_file`` (Markdown beside it).
 
 A task's values replace the keys of the same name in each shared config that has them; metadata and README
@@ -33,7 +33,7 @@ __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity",
              "augment", "epochs", "val_interval", "batch_size", "sampling", "patch_size", "target_spacing",
              "crop_foreground", "samples_per_volume", "iterations_per_epoch", "largest_component", "backbone",
-             "backbone_kwargs")
+             "backbone_kwargs", "lr_schedule")
 CONFIGS = ("train", "evaluate", "inference", "inference_onnx", "multi_gpu_train")
 INTENSITY_WORDS = {"paper": "min-max per image, as in the paper", "ct_window": "Hounsfield window -57..164 HU, clipped",
                    "percentile": "0.5-99.5 percentiles of each image, clipped"}
@@ -127,6 +127,12 @@ def _metadata(source: Path, name: str, task: Dict[str, Any]) -> Dict[str, Any]:
     return meta
 
 
+def _lr_schedule_words(task: Dict[str, Any]) -> str:
+    if "lr_schedule" in task:
+        return f"`{task['lr_schedule']}` (chosen for this task's shipped weights)"
+    return "`poly` in patch mode, `constant` in resize mode"
+
+
 def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> str:
     labels = task["labels"]
     train = json.loads((source / "configs" / "train.json").read_text())
@@ -139,7 +145,7 @@ def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> st
               "size": "x".join(str(s) for s in task["spatial_size"]), "spatial_size": str(task["spatial_size"]),
               "size_commas": ", ".join(str(s) for s in task["spatial_size"]),
               "ratio": "/".join(str(r) for r in task["split_ratio"]), "expected_results": results.read_text().strip(),
-              **recipe, **_sampling_words(task),
+              **recipe, **_sampling_words(task), "lr_schedule_words": _lr_schedule_words(task),
               **{key: task[key] for key in ("title", "task", "dataset_dir", "data_source", "fusion", "arch",
                                             "intensity", "intensity_note", "defaults_note")}}
     return Template((source / "readme_template.md").read_text()).substitute(values)

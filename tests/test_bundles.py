@@ -69,6 +69,24 @@ def test_out_of_date_bundle_names_the_command(tmp_path):
     assert "heart_mri_fd_segmentation/configs/train.json" in result.stdout
 
 
+@pytest.mark.parametrize("lr_schedule", [None, "poly"])
+def test_a_task_sets_the_learning_rate_schedule_of_its_train_config(lr_schedule):
+    from freq_transforms.bundle_build import bundle_files, load_task
+
+    name = "hippocampus_mri_fd_segmentation"
+    task = load_task(ROOT / "bundle_source" / "tasks" / f"{name}.json")
+    task.pop("lr_schedule", None)
+    if lr_schedule:
+        task["lr_schedule"] = lr_schedule
+    files = bundle_files(ROOT / "bundle_source", name, task, ROOT / "bundle_source" / "tasks", "license")
+    train = json.loads(files["configs/train.json"])
+    readme_row = next(line for line in files["docs/README.md"].splitlines() if line.startswith("| `lr_schedule` |"))
+    if lr_schedule:
+        assert train["lr_schedule"] == "poly" and "`poly` (chosen for this task's shipped weights)" in readme_row
+    else:
+        assert train["lr_schedule"].startswith("$") and "`poly` in patch mode, `constant` in resize mode" in readme_row
+
+
 def test_a_sixth_task_is_one_task_file_and_trains(tmp_path):
     """How to add a task (README): one JSON file in bundle_source/tasks; here a toy prostate MRI bundle."""
     import shutil
