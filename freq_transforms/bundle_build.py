@@ -10,8 +10,8 @@ The source folder (``bundle_source/`` in the repository) holds:
   defaults (fusion, arch, intensity, backbone, backbone_kwargs; ``sampling`` with ``patch_size``,
   ``target_spacing``, ``crop_foreground`` and the reason, ``sampling_note``; optionally ``augment``, ``epochs``,
   ``val_interval``, ``batch_size``, ``samples_per_volume``, ``iterations_per_epoch``, ``lr_schedule``: the recipe
-  of shipped weights) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
-  ``expected_results_file`` (Markdown beside it).
+  of shipped weights) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally
+  ``eval_metrics`` and ``expected_results_file`` (Markdown beside it).
 
 A task's values replace the keys of the same name in each shared config that has them; metadata and README
 are filled from it. ``python -m freq_transforms bundles build`` writes ``bundles/<name>/`` for every task file;
