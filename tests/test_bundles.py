@@ -343,12 +343,13 @@ def test_hippocampus_bundle_learns_on_phantoms(tmp_path):
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=14, seed=3, progress=False)
     bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
     root = tmp_path / "run"
-    _cli(bundle, "run", "--config_file", "configs/train.json", dataset_dir=data, bundle_root=root, epochs=25,
-         val_interval=5, fusion="late", spatial_size="[48,48,32]", num_workers=0)
+    _cli(bundle, "run", "--config_file", "configs/train.json", dataset_dir=data, bundle_root=root, epochs=12,
+         val_interval=4, fusion="late", spatial_size="[48,48,32]", num_workers=0)
     _cli(bundle, "run", "--config_file", "['configs/train.json','configs/evaluate.json']", dataset_dir=data,
          bundle_root=root, fusion="late", spatial_size="[48,48,32]", num_workers=0)
     mean_dice = float((root / "eval" / "metrics.csv").read_text().splitlines()[0].split(",")[1])
-    assert mean_dice > 0.6, f"test Dice {mean_dice:.3f} after 25 epochs"
+    # validation Dice 0.17 after 2 epochs, 0.71 after 10
+    assert mean_dice > 0.6, f"test Dice {mean_dice:.3f} after 12 epochs"
 
 
 @pytest.mark.slow
