@@ -7,7 +7,8 @@ import pytest
 
 
 def _share_the_cores_between_workers() -> None:
-    """One OpenMP pool per core across pytest-xdist workers, set before torch is imported (subprocesses inherit it).
+    """The cores shared out as OpenMP threads between pytest-xdist workers, before torch is imported
+    (subprocesses inherit it).
 
     Two workers with torch's default pool each (a thread per core) spin against each other: on the 2-core machine,
     beside one single-thread training job, ``pytest -n 2 tests/test_collapse.py`` took 1000 s with the default
