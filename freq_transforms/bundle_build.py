@@ -10,8 +10,9 @@ The source folder (``bundle_source/`` in the repository) holds:
   defaults (fusion, arch, intensity, backbone, backbone_kwargs; ``sampling`` with ``patch_size``,
   ``target_spacing``, ``crop_foreground`` and the reason, ``sampling_note``; optionally ``augment``, ``epochs``,
   ``val_interval``, ``batch_size``, ``samples_per_volume``, ``iterations_per_epoch``, ``lr_schedule``: the recipe
-  of shipped weights) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally
-  ``eval_metrics`` and ``expected_results_file`` (Markdown beside it).
+  of shipped weights; ``tta`` and ``ensemble``: how they predict, ``ensemble_note`` saying why in the README)
+  with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
+  ``expected_results_file`` (Markdown beside it).
 
 A task's values replace the keys of the same name in each shared config that has them; metadata and README
 are filled from it. ``python -m freq_transforms bundles build`` writes ``bundles/<name>/`` for every task file;
@@ -33,7 +34,7 @@ __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity",
              "augment", "epochs", "val_interval", "batch_size", "sampling", "patch_size", "target_spacing",
              "crop_foreground", "samples_per_volume", "iterations_per_epoch", "largest_component", "backbone",
-             "backbone_kwargs", "lr_schedule")
+             "backbone_kwargs", "lr_schedule", "tta", "ensemble")
 CONFIGS = ("train", "evaluate", "inference", "inference_onnx", "multi_gpu_train")
 INTENSITY_WORDS = {"paper": "min-max per image, as in the paper", "ct_window": "Hounsfield window -57..164 HU, clipped",
                    "percentile": "0.5-99.5 percentiles of each image, clipped"}
@@ -146,6 +147,8 @@ def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> st
               "size_commas": ", ".join(str(s) for s in task["spatial_size"]),
               "ratio": "/".join(str(r) for r in task["split_ratio"]), "expected_results": results.read_text().strip(),
               **recipe, **_sampling_words(task), "lr_schedule_words": _lr_schedule_words(task),
+              "tta_default": json.dumps(task.get("tta", False)), "ensemble_default": json.dumps(task.get("ensemble", False)),
+              "ensemble_note": f"\n{task['ensemble_note']}\n" if "ensemble_note" in task else "",
               **{key: task[key] for key in ("title", "task", "dataset_dir", "data_source", "fusion", "arch",
                                             "intensity", "intensity_note", "defaults_note")}}
     return Template((source / "readme_template.md").read_text()).substitute(values)

@@ -53,22 +53,25 @@ def bundles_build(check: bool = False, source: str = "bundle_source", out: str =
     return f"{len(changed)} file(s) {'differ' if check else 'written'}"
 
 
-def onnx(bundle_root: str, tta: bool = False, ensemble: bool = False, out: Optional[str] = None,
+def onnx(bundle_root: str, tta: Optional[bool] = None, ensemble: Optional[bool] = None, out: Optional[str] = None,
          tta_axes: Optional[Sequence[int]] = None) -> str:
     """Export the bundle's prediction to models/model.onnx, which configs/inference_onnx.json runs in onnxruntime.
 
     Args:
         bundle_root: this project's bundle with models/model.pt (and models/fold*/model.pt for --ensemble true).
-        tta: average over the input mirrored along every combination of tta_axes (nnU-Net's test-time mirroring).
-        ensemble: average the fold models models/fold*/model.pt.
+        tta: average over the input mirrored along every combination of tta_axes (nnU-Net's test-time mirroring);
+            default: the bundle's tta.
+        ensemble: average the fold models models/fold*/model.pt; default: the bundle's ensemble.
         out: the file to write (default: models/model.onnx).
         tta_axes: spatial axes to mirror, e.g. 0 or 0,1,2 (default: the bundle's tta_axes).
     """
+    from .bundle_checks import flag
     from .onnx_inference import export_prediction
 
     axes = None if tta_axes is None else [int(a) for a in (tta_axes if isinstance(tta_axes, (list, tuple))
                                                            else str(tta_axes).split(","))]
-    return str(export_prediction(Path(bundle_root), bool(tta), bool(ensemble), Path(out) if out else None, axes))
+    tta, ensemble = (None if value is None else flag(value, key) for key, value in (("tta", tta), ("ensemble", ensemble)))
+    return str(export_prediction(Path(bundle_root), tta, ensemble, Path(out) if out else None, axes))
 
 
 def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str] = None,

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .errors import DataError
-from .networks.averaging import weights_file
+from .networks.averaging import ensemble_members, weights_file
 
 __all__ = ["PREDICTION_KEY", "OnnxRuntimeNetwork", "export_prediction", "prediction_input_size"]
 
@@ -32,11 +32,12 @@ def prediction_input_size(parser: Any) -> Sequence[int]:
     return [int(s) for s in size]
 
 
-def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = False, out: Optional[Path] = None,
-                      tta_axes: Optional[Sequence[int]] = None) -> Path:
+def export_prediction(bundle_root: Path, tta: Optional[bool] = None, ensemble: Optional[bool] = None,
+                      out: Optional[Path] = None, tta_axes: Optional[Sequence[int]] = None) -> Path:
     """Export the prediction of the bundle at ``bundle_root`` (its inference config, ``models/model.pt`` or, with
     ``ensemble``, ``models/fold*/model.pt``; with ``tta`` mirrored along ``tta_axes``, default the config's) to
-    ``out`` (default ``models/model.onnx``),
+    ``out`` (default ``models/model.onnx``); ``tta`` and ``ensemble`` default to the config's, so that the file is
+    what ``inference_onnx.json`` expects unless told otherwise,
     for the input size its inferer runs the network at, batch size free; the weights' recipe and the averaging
     go into the file's metadata. Nothing is written when a step fails."""
     from monai.networks.utils import convert_to_onnx
@@ -51,6 +52,10 @@ def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = Fal
         raise DataError(f"{config} does not exist: give the folder of one of this project's bundles")
     parser = bundle_parser(bundle_root, [config])
     network = parser.get_parsed_content("network_def").to("cpu")
+    tta, ensemble = (_configured(parser, key) if value is None else bool(value)
+                     for key, value in (("tta", tta), ("ensemble", ensemble)))
+    if ensemble:  # the file will say it averages the members: refuse a models/ without them (no lone-model fallback)
+        ensemble_members(str(bundle_root / "models"))
     record = load_weights(network, weights_file(str(bundle_root / "models"), ensemble), "cpu") or {}
     if tta_axes is None:  # the bundle's; a bundle from before the key mirrors every axis, as the key's default
         tta_axes = parser.get_parsed_content("tta_axes") if "tta_axes" in parser.get() else (0, 1, 2)
@@ -74,6 +79,15 @@ def export_prediction(bundle_root: Path, tta: bool = False, ensemble: bool = Fal
                                   PREDICTION_KEY: json.dumps(averaging)})
     partial.replace(target)
     return target
+
+
+def _configured(parser: Any, key: str) -> bool:
+    """The inference config's ``tta`` or ``ensemble`` (read through its flags); off in a bundle from before it."""
+    if key not in parser.get():
+        return False
+    from .bundle_checks import flag
+
+    return flag(parser.get_parsed_content(key), key)
 
 
 def _setting(value: Any) -> Any:

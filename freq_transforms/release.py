@@ -4,7 +4,8 @@ Layout of ``dist/`` after ``python -m freq_transforms release --bundles bundles 
 
     dist/<name>_v<version>.zip      one top folder <name>/ with configs/, docs/, LICENSE, models/ (if shipped)
     dist/model_info.json            {"<name>_v<version>": {"checksum": <sha1 of zip>, "source": <url>}}
-    dist/weights/<name>_v<version>/model.pt   with --weights_url: weights hosted apart, see large_files.yml
+    dist/weights/<name>_v<version>/model.pt   with --weights_url: weights hosted apart (fold<k>/model.pt
+                                              too), see large_files.yml
 
 Version discipline: ``bundles/model_info.json`` (kept in the repository) records the content hash of
 every released version; releasing changed content under an already released version is refused.
@@ -111,10 +112,11 @@ def _entries(bundle: Path, key: str, files: List[Path], weights_url: Optional[st
     for path in files:
         rel = path.relative_to(bundle).as_posix()
         if weights_url and rel.startswith("models/"):
-            hosted = weights_dir / key / path.name
+            inside = rel[len("models/"):]  # fold0/model.pt and fold1/model.pt must not land on one name
+            hosted = weights_dir / key / inside
             hosted.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, hosted)
-            large.append({"path": rel, "url": f"{weights_url.rstrip('/')}/{key}/{path.name}",
+            large.append({"path": rel, "url": f"{weights_url.rstrip('/')}/{key}/{inside}",
                           "hash_val": hashlib.md5(path.read_bytes()).hexdigest(), "hash_type": "md5"})
             continue
         entries.append((f"{bundle.name}/{rel}", path.read_bytes()))

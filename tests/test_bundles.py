@@ -420,7 +420,11 @@ def test_shipped_weights_load_into_the_default_network(name):
     # and the backbone's deep supervision
     assert metrics["tta"] == parser.get_parsed_content("tta")
     assert metrics["ensemble"] == parser.get_parsed_content("ensemble")
-    assert len(list((bundle / "models").glob("fold*/model.pt"))) == metrics["folds_in_ensemble"]
+    members = sorted((bundle / "models").glob("fold*/model.pt"))
+    assert len(members) == metrics["folds_in_ensemble"]
+    for member in members:  # each member is the configured network too, and they differ
+        net.load_state_dict(torch.load(member, map_location="cpu", weights_only=True), strict=True)
+    assert len({member.read_bytes() for member in members}) == len(members)
     assert metrics["deep_supervision"] == bool(parser.get_parsed_content("backbone_kwargs").get("deep_supervision"))
     assert metrics["train_seconds_cpu"] > 0 and metrics["infer_seconds_per_case_onnxruntime"] > 0
 

@@ -152,6 +152,23 @@ def test_fresh_training_sets_earlier_weights_aside_and_resume_keeps_them(tmp_pat
     assert f"the previous model.pt copied and model.ts moved to {moved}" in caplog.text
 
 
+def test_fresh_training_sets_a_shipped_ensemble_and_its_exports_aside_but_a_member_only_itself(tmp_path):
+    from freq_transforms.handlers import set_aside_previous_weights
+
+    models = tmp_path / "models"
+    for member in ("fold0", "fold1"):
+        (models / member).mkdir(parents=True)
+        (models / member / "model.pt").write_bytes(member.encode())
+    (models / "model.pt").write_bytes(b"shipped")
+    (models / "model.onnx").write_bytes(b"exported")
+    assert set_aside_previous_weights(str(models / "fold1"), resume=False).parent == models / "fold1" / "previous"
+    assert (models / "fold0" / "model.pt").read_bytes() == b"fold0"  # training member 1 leaves member 0 alone
+    moved = set_aside_previous_weights(str(models), resume=False)  # one model trained where the ensemble was
+    assert sorted(p.name for p in moved.iterdir()) == ["fold0", "fold1", "model.onnx", "model.pt"]
+    assert (moved / "fold1" / "model.pt").read_bytes() == b"fold1"
+    assert sorted(p.name for p in models.iterdir()) == ["model.pt", "previous"]  # --ensemble true: nothing stale
+
+
 def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_path, caplog):
     import logging
 

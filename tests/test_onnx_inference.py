@@ -65,6 +65,18 @@ def test_an_ensemble_without_fold_models_is_one_line(tmp_path):
         averaged_network(_conv_net(0), ensemble=True, models_dir=str(tmp_path))
 
 
+def test_an_ensemble_retrained_as_one_model_runs_that_model_with_a_warning(tmp_path, caplog):
+    import logging
+
+    torch.save(_conv_net(0).state_dict(), tmp_path / "model.pt")  # what training leaves: fold*/ set aside
+    network = _conv_net(0)
+    with caplog.at_level(logging.WARNING):
+        assert averaged_network(network, ensemble=True, models_dir=str(tmp_path)) is network
+        mirrored = averaged_network(network, tta=True, ensemble=True, models_dir=str(tmp_path), mirror_axes=[0])
+    assert isinstance(mirrored, MeanProbabilities) and len(mirrored.members) == 1 and len(mirrored.flips) == 2
+    assert "no fold*/model.pt under" in caplog.text and "its model.pt runs alone" in caplog.text
+
+
 def _bundle_with_weights(name: str, tmp_path: Path, folds: int = 0) -> Path:
     """A copy of the bundle with its shipped weights, or fresh ones (and ``folds`` perturbed fold models)."""
     from monai.bundle import ConfigParser

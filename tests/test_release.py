@@ -172,17 +172,22 @@ def test_round_trip_through_monai_bundle_download(bundles, http_server, tmp_path
 def test_large_files_hosted_apart_download_and_hash_check(bundles, http_server, tmp_path):
     served, url = http_server
     weights = _with_weights(bundles)
+    member = weights.parent / "fold1" / "model.pt"  # an ensemble member: same file name, other folder
+    member.parent.mkdir()
+    member.write_bytes(b"member 1")
     release(bundles, served, base_url=url, weights_url=f"{url}/weights", registry=tmp_path / "reg.json")
     key = f"{HIPPO}_v{VERSION}"
     with zipfile.ZipFile(served / f"{key}.zip") as archive:
-        assert f"{HIPPO}/models/model.pt" not in archive.namelist()
+        assert not [n for n in archive.namelist() if n.startswith(f"{HIPPO}/models/")]
         archive.extractall(tmp_path / "received")
     bundle = tmp_path / "received" / HIPPO
     yml = (bundle / "large_files.yml").read_text()
     assert f"{url}/weights/{key}/model.pt" in yml and hashlib.md5(weights.read_bytes()).hexdigest() in yml
+    assert f"{url}/weights/{key}/fold1/model.pt" in yml
     result = _monai("download_large_files", "--bundle_path", str(bundle))
     assert result.returncode == 0, result.stderr[-2000:]
     assert (bundle / "models" / "model.pt").read_bytes() == weights.read_bytes()
+    assert (bundle / "models" / "fold1" / "model.pt").read_bytes() == b"member 1"
 
     (bundle / "models" / "model.pt").unlink()
     (bundle / "large_files.yml").write_text(yml.replace(hashlib.md5(weights.read_bytes()).hexdigest(), "0" * 32))

@@ -24,11 +24,15 @@ __all__ = ["set_aside_previous_weights", "OverwritingDiskSaver", "RecordedWeight
 
 logger = logging.getLogger(__name__)
 
+EXPORTS = ("model.ts", "model.onnx")  # files made from model.pt: stale once it is retrained
+
 
 def set_aside_previous_weights(ckpt_dir: str, resume: bool = True) -> Optional[Path]:
     """Before a training run starts afresh, keep ``model.pt`` of ``ckpt_dir`` in ``ckpt_dir/previous/<time>/``
     (a copy: the file stays where it is until the run saves its own, so MONAI Label can fine-tune from it)
-    and move ``model.ts`` there (an export would no longer match the weights); log one line saying where.
+    and move there what would no longer match the new weights: the exports ``model.ts`` and ``model.onnx``, and
+    the ensemble members ``fold*/`` (an ensemble that ``--ensemble true`` would otherwise average in place of the
+    new model); log one line saying where.
 
     Nothing happens when the run resumes (``resume`` and ``resume.pt`` present: ``model.pt`` is this run's)
     or on ranks other than 0. Returns the folder the files went to, or ``None``.
@@ -36,8 +40,10 @@ def set_aside_previous_weights(ckpt_dir: str, resume: bool = True) -> Optional[P
     ckpt = Path(ckpt_dir)
     if not is_main_process() or (resume and (ckpt / "resume.pt").is_file()):
         return None
-    weights, export = ckpt / "model.pt", ckpt / "model.ts"
-    if not weights.is_file() and not export.is_file():
+    weights = ckpt / "model.pt"
+    moved = [ckpt / name for name in EXPORTS if (ckpt / name).is_file()]
+    moved += sorted(member.parent for member in ckpt.glob("fold*/model.pt"))
+    if not weights.is_file() and not moved:
         return None
     dest = ckpt / "previous" / time.strftime("%Y%m%d-%H%M%S")
     while dest.exists():  # two runs in the same second
@@ -47,9 +53,10 @@ def set_aside_previous_weights(ckpt_dir: str, resume: bool = True) -> Optional[P
     if weights.is_file():
         shutil.copy2(weights, dest / weights.name)
         kept.append("model.pt copied")
-    if export.is_file():
-        os.replace(export, dest / export.name)
-        kept.append("model.ts moved")
+    for path in moved:
+        os.replace(path, dest / path.name)
+    if moved:
+        kept.append(f"{', '.join(p.name for p in moved)} moved")
     logger.warning(f"training starts afresh: the previous {' and '.join(kept)} to {dest}")
     return dest
 

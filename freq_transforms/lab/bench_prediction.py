@@ -42,18 +42,21 @@ def _seconds(run, repeats: int) -> float:
 
 def prediction_times(bundle_root: Path, task: str, members: int = 5, repeats: int = 1,
                      settings: Sequence[str] = tuple(SETTINGS)) -> Dict[str, Dict[str, float]]:
-    """Per setting: seconds per case in torch and onnxruntime, and the share of voxels whose labels differ. The
-    ensemble is ``members`` copies of ``models/model.pt`` (a K-fold ensemble costs the same)."""
+    """Per setting: seconds per case in torch and onnxruntime, the share of voxels whose labels differ, and the
+    number of ``members`` averaged. The ensemble is the bundle's own members (``models/fold*/model.pt``) where it
+    ships them, else ``members`` copies of ``models/model.pt`` (a K-fold ensemble costs the same)."""
     from ..checkpoint import load_weights
     from ..onnx_inference import export_prediction
 
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
-        shutil.copytree(bundle_root, bundle, ignore=shutil.ignore_patterns("*.onnx", "fold*"))
-        for k in range(members):
+        shutil.copytree(bundle_root, bundle, ignore=shutil.ignore_patterns("*.onnx", "previous"))
+        shipped = sorted((bundle / "models").glob("fold*/model.pt"))
+        for k in range(0 if shipped else members):
             (bundle / "models" / f"fold{k}").mkdir(parents=True)
             shutil.copy(bundle / "models" / "model.pt", bundle / "models" / f"fold{k}" / "model.pt")
+        members = len(shipped) or members
         data = write_phantom_dataset(task, Path(tmp) / "data", n=1, seed=0, progress=False)
         image = str(next((data / "imagesTr").iterdir()))
         for name in tqdm(settings, desc=f"prediction {bundle_root.name}", unit="setting"):
@@ -73,17 +76,18 @@ def prediction_times(bundle_root: Path, task: str, members: int = 5, repeats: in
                     labels[runtime] = inferer(x, predictor).argmax(1)
                     row[runtime] = _seconds(lambda: inferer(x, predictor), repeats)
             row["labels_differ"] = float((labels["torch"] != labels["onnxruntime"]).float().mean())
-            result[name] = row
+            result[name] = {**row, "members": members if ensemble else 1}
     return result
 
 
 def prediction_report(bundles: Dict[str, Path], repeats: int = 1, members: int = 5) -> List[str]:
     """Markdown rows of :func:`prediction_times` for ``{task: bundle_root}``."""
-    lines = ["", f"### Prediction per case, torch against onnxruntime (CPU; ensemble of {members})", "",
-             "| bundle | prediction | torch s / case | onnxruntime s / case | ratio | labels differ |",
-             "|---|---|---|---|---|---|"]
+    lines = ["", "### Prediction per case, torch against onnxruntime (CPU; a bundle's own ensemble members, "
+             f"else {members} copies of its model)", "",
+             "| bundle | prediction | members | torch s / case | onnxruntime s / case | ratio | labels differ |",
+             "|---|---|---|---|---|---|---|"]
     for task, root in bundles.items():
         for name, row in prediction_times(root, task, members, repeats).items():
-            lines.append(f"| {root.name} | {name} | {row['torch']:.2f} | {row['onnxruntime']:.2f} | "
-                         f"{row['onnxruntime'] / row['torch']:.2f} | {100 * row['labels_differ']:.4f} % |")
+            lines.append(f"| {root.name} | {name} | {row['members']} | {row['torch']:.2f} | {row['onnxruntime']:.2f} "
+                         f"| {row['onnxruntime'] / row['torch']:.2f} | {100 * row['labels_differ']:.4f} % |")
     return lines

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 from pathlib import Path
 from typing import Any, List, Sequence, Tuple
 
@@ -23,6 +24,8 @@ from ..checkpoint import load_weights
 from ..errors import DataError
 
 __all__ = ["MeanProbabilities", "mirror_flips", "ensemble_members", "weights_file", "averaged_network"]
+
+logger = logging.getLogger(__name__)
 
 MIN_PROBABILITY = 1e-12  # log(0) would be -inf; this keeps argmax and softmax exact to float precision
 
@@ -96,7 +99,13 @@ def averaged_network(network: nn.Module, tta: bool = False, ensemble: bool = Fal
     of a copy of ``network`` per fold model in ``models_dir`` (each loaded, and checked, now).
 
     ``network`` keeps its own weights loading (the bundle's ``checkpointloader`` loads ``model.pt`` into it when
-    the evaluator starts, which reaches it here too as it is the same module)."""
+    the evaluator starts, which reaches it here too as it is the same module). With ``ensemble`` and no fold
+    models but a ``models_dir/model.pt`` (a bundle that ships an ensemble, retrained as one model: training
+    sets the old members aside), that one model runs, with a warning: the prediction a user just trained."""
+    if ensemble and _single_model_only(models_dir):
+        logger.warning(f"ensemble: no fold*/model.pt under {models_dir}, so its model.pt runs alone "
+                       "(pass --ensemble false to say so, or train the members)")
+        ensemble = False
     if not (tta or ensemble):
         return network
     members = [network]
@@ -107,3 +116,8 @@ def averaged_network(network: nn.Module, tta: bool = False, ensemble: bool = Fal
             load_weights(member, path, map_location)
             members.append(member.eval())
     return MeanProbabilities(members, mirror_axes if tta else ())
+
+
+def _single_model_only(models_dir: str) -> bool:
+    models = Path(models_dir)
+    return (models / "model.pt").is_file() and not any(models.glob("fold*/model.pt"))
