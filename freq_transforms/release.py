@@ -25,7 +25,7 @@ from .atomic import atomic_write, atomic_write_text
 
 __all__ = ["ReleaseError", "bundle_files", "content_hash", "write_zip", "release"]
 
-EXCLUDED_DIRS = {"eval", "logs", "__pycache__", ".ipynb_checkpoints", "runs"}
+EXCLUDED_DIRS = {"eval", "logs", "__pycache__", ".ipynb_checkpoints", "runs", "previous"}  # previous: weights set aside
 SHIPPED_MODELS = {"model.pt", "model.ts"}
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -35,7 +35,8 @@ class ReleaseError(ValueError):
 
 
 def bundle_files(bundle: Path) -> List[Path]:
-    """Files that go into a release, sorted: no eval/, logs, caches, resume state or hidden files."""
+    """Files that go into a release, sorted: no eval/, logs, caches, resume state, weights set aside by training
+    (``models/previous/``) or hidden files."""
     files = []
     for path in sorted(bundle.rglob("*")):
         rel = path.relative_to(bundle)

@@ -51,6 +51,10 @@ def test_zips_are_reproducible_and_laid_out_like_the_zoo(bundles, tmp_path):
     (bundles / HIPPO / "eval").mkdir()
     (bundles / HIPPO / "eval" / "metrics.csv").write_text("x")
     (bundles / HIPPO / "models" / "resume.pt").write_bytes(b"state")
+    (bundles / HIPPO / "models" / "fold1").mkdir()
+    (bundles / HIPPO / "models" / "fold1" / "model.pt").write_bytes(b"member")
+    (bundles / HIPPO / "models" / "previous" / "20261204-101010").mkdir(parents=True)  # weights set aside by training
+    (bundles / HIPPO / "models" / "previous" / "20261204-101010" / "model.pt").write_bytes(b"earlier")
     first = release(bundles, tmp_path / "a", registry=tmp_path / "r1.json")
     time.sleep(1.1)  # a different wall-clock second must not change the bytes
     second = release(bundles, tmp_path / "b", registry=tmp_path / "r2.json")
@@ -61,7 +65,8 @@ def test_zips_are_reproducible_and_laid_out_like_the_zoo(bundles, tmp_path):
     names = zipfile.ZipFile(tmp_path / "a" / f"{HIPPO}_v{VERSION}.zip").namelist()
     assert {n.split("/")[0] for n in names} == {HIPPO}
     assert f"{HIPPO}/models/model.pt" in names and f"{HIPPO}/configs/train.json" in names
-    assert not any("/eval/" in n or "resume" in n or "__pycache__" in n for n in names)
+    assert f"{HIPPO}/models/fold1/model.pt" in names
+    assert not any("/eval/" in n or "resume" in n or "__pycache__" in n or "previous" in n for n in names)
 
 
 def test_model_info_format_and_merge(bundles, tmp_path):

@@ -1,7 +1,9 @@
 """Issue 31 (d) on heart: a 2-member ensemble paired with each member and with their mean, per case.
 
 Folders eval_*: validation cases; test_*: test cases. Usage: python table.py <runs/heart_ens> <eval|test> ens s0 s1
+(METRIC=hd95 in the environment: HD95 in mm instead of Dice in %)
 """
+import os
 import sys
 from freq_transforms.metrics import read_metric_csv, paired_difference_ci, bootstrap_ci
 R, part = sys.argv[1], sys.argv[2]
@@ -9,10 +11,11 @@ names = sys.argv[3:]
 res = {k: {} for k in names}
 for f in range(4):
     for k in names:
-        cols = read_metric_csv(f"{R}/fold{f}/{part}_{k}/test_mean_dice_raw.csv")
+        cols = read_metric_csv(f"{R}/fold{f}/{part}_{k}/test_{os.environ.get('METRIC', 'mean_dice')}_raw.csv")
         res[k].update(dict(zip(cols["filename"], cols["mean"])))
 cases = sorted(res[names[0]])
-v = {k: [100 * float(res[k][c]) for c in cases] for k in names}
+scale = 1 if os.environ.get("METRIC") == "hd95" else 100
+v = {k: [scale * float(res[k][c]) for c in cases] for k in names}
 for k in names:
     print(part, k, len(v[k]), bootstrap_ci(v[k]).format(1))
 for k in names[1:]:
