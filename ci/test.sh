@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the package with test extras into .venv and run the test suite (CPU; 17 min 22 s on the 2-core machine beside a training job, 2026-12-04).
+# Install the package with test extras into .venv and run the test suite (CPU; 9 min 8 s on the 2-core machine with nothing else running, 17 min 22 s beside a training job, 2026-12-04).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/setup_env.sh test
