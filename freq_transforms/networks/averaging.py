@@ -27,6 +27,8 @@ __all__ = ["MeanProbabilities", "mirror_flips", "ensemble_members", "weights_fil
 
 logger = logging.getLogger(__name__)
 
+MEMBERS = "fold*/model.pt"  # an ensemble's members under a bundle's models/
+
 MIN_PROBABILITY = 1e-12  # log(0) would be -inf; this keeps argmax and softmax exact to float precision
 
 
@@ -77,7 +79,7 @@ class MeanProbabilities(nn.Module):
         return torch.log(torch.clamp(total / (len(self.members) * len(self.flips)), min=MIN_PROBABILITY))
 
 
-def ensemble_members(models_dir: str, pattern: str = "fold*/model.pt") -> List[Path]:
+def ensemble_members(models_dir: str, pattern: str = MEMBERS) -> List[Path]:
     """The fold models of a bundle (``models/fold0/model.pt``, ...), sorted; one line when there are none."""
     found = sorted(Path(models_dir).glob(pattern))
     if not found:
@@ -120,4 +122,4 @@ def averaged_network(network: nn.Module, tta: bool = False, ensemble: bool = Fal
 
 def _single_model_only(models_dir: str) -> bool:
     models = Path(models_dir)
-    return (models / "model.pt").is_file() and not any(models.glob("fold*/model.pt"))
+    return (models / "model.pt").is_file() and not any(models.glob(MEMBERS))
