@@ -27,7 +27,9 @@ PREDICTION_KEY = "freq_transforms_prediction"  # ONNX metadata_props entry: how 
 
 def prediction_input_size(parser: Any) -> Sequence[int]:
     """The spatial size the bundle's network sees: the sliding window's ``roi_size``, else ``spatial_size``."""
-    roi_size = getattr(parser.get_parsed_content("inferer"), "roi_size", None)
+    inferer = parser.get_parsed_content("inferer")
+    window = getattr(inferer, "inferer", inferer)  # inside the AveragingInferer (bundles from before: itself)
+    roi_size = getattr(window, "roi_size", None)
     size = roi_size if roi_size is not None else parser.get_parsed_content("spatial_size")
     return [int(s) for s in size]
 

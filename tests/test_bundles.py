@@ -185,22 +185,27 @@ def test_metadata_with_missing_field_fails_verification(tmp_path):
 
 @pytest.mark.parametrize("name", BUNDLES)
 def test_each_mode_uses_its_inferer(name):
-    """What MONAI Label and evaluation run: a gaussian sliding window over patch_size in patch mode, one pass of
-    the network in resize mode."""
+    """What MONAI Label and evaluation run: the averaging inferer (the bundle's tta and ensemble; validation during
+    training never averages fold models) around a gaussian sliding window over patch_size in patch mode, one pass
+    of the network in resize mode."""
     from monai.bundle import ConfigParser
     from monai.inferers import SimpleInferer, SlidingWindowInferer
 
+    from freq_transforms.networks import AveragingInferer
+
     for config, key in (("inference", "inferer"), ("train", "validate#inferer")):
-        parser = ConfigParser()
-        parser.read_config(str(ROOT / "bundles" / name / "configs" / f"{config}.json"))
-        parser["sampling"] = "patch"
-        window = parser.get_parsed_content(key)
-        assert isinstance(window, SlidingWindowInferer) and list(window.roi_size) == parser["patch_size"]
-        assert window.mode == "gaussian" and window.overlap == parser["sw_overlap"]
-        parser = ConfigParser()
-        parser.read_config(str(ROOT / "bundles" / name / "configs" / f"{config}.json"))
-        parser["sampling"] = "resize"
-        assert isinstance(parser.get_parsed_content(key), SimpleInferer)
+        for sampling, window_type in (("patch", SlidingWindowInferer), ("resize", SimpleInferer)):
+            parser = ConfigParser()
+            parser.read_config(str(ROOT / "bundles" / name / "configs" / f"{config}.json"))
+            parser["sampling"] = sampling
+            inferer = parser.get_parsed_content(key)
+            assert isinstance(inferer, AveragingInferer) and isinstance(inferer.inferer, window_type)
+            assert inferer.tta == parser["tta"]
+            assert inferer.ensemble == (parser["ensemble"] if config == "inference" else False)
+            if sampling == "patch":
+                window = inferer.inferer
+                assert list(window.roi_size) == parser["patch_size"]
+                assert window.mode == "gaussian" and window.overlap == parser["sw_overlap"]
 
 
 @pytest.mark.parametrize("name", BUNDLES)
@@ -212,8 +217,6 @@ def test_config_workflow_properties(name, workflow_type, configs, phantom_sets, 
     spacing = json.loads((bundle / "configs" / "inference.json").read_text())["target_spacing"]
     # inference takes a "median" target spacing from the trained weights' record, and there are none here
     known = {"target_spacing": [1.0, 1.0, 1.0]} if workflow_type == "infer" and spacing == "median" else {}
-    if workflow_type == "infer":  # an ensemble loads its members as the predictor is built; no members here
-        known["ensemble"] = False
     workflow = ConfigWorkflow(config_file=[str(bundle / "configs" / f"{c}.json") for c in configs],
                               meta_file=str(bundle / "configs" / "metadata.json"),
                               logging_file=str(bundle / "configs" / "logging.conf"), workflow_type=workflow_type,

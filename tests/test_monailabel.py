@@ -58,6 +58,22 @@ def _phantom_weights(bundle: Path, data: Path) -> None:
     assert (bundle / "models" / "model.pt").is_file()
 
 
+def _averages_members(bundle: Path) -> bool:
+    return json.loads((bundle / "configs" / "inference.json").read_text()).get("ensemble") is True
+
+
+def _phantom_members(bundle: Path, data: Path) -> None:
+    """A bundle whose inference averages its fold models gets two: its phantom weights and another seed's."""
+    other = bundle.parent.parent / f"{bundle.name}_seed1"
+    shutil.copytree(bundle, other, ignore=shutil.ignore_patterns("models"))
+    run_bundle(other, ["train"], bundle_root=str(other), dataset_dir=str(data), epochs=3, val_interval=1,
+               num_workers=0, spatial_size=[32, 32, 24], iterations_per_epoch=2, samples_per_volume=1, seed=1)
+    for k, weights in enumerate((bundle / "models" / "model.pt", other / "models" / "model.pt")):
+        (bundle / "models" / f"fold{k}").mkdir()
+        shutil.copy(weights, bundle / "models" / f"fold{k}" / "model.pt")
+    shutil.rmtree(other)
+
+
 def _studies(root: Path, data: Dict[str, Path]) -> Dict[str, str]:
     """One unlabelled phantom per task, plus three labelled hippocampus phantoms for training."""
     studies = root / "studies"
@@ -87,6 +103,8 @@ def workspace(tmp_path_factory):
         bundle = root / "apps" / "monaibundle" / "model" / name
         shutil.copytree(ROOT / "bundles" / name, bundle, ignore=shutil.ignore_patterns("eval", "models"))
         _phantom_weights(bundle, data[task])
+        if _averages_members(bundle):
+            _phantom_members(bundle, data[task])
     return root, _studies(root, data)
 
 
@@ -172,11 +190,23 @@ def test_infer_on_a_truncated_image_names_the_file(server):
     assert line in response.text + (root / "server.log").read_text()
 
 
-def _local_inference(bundle: Path, image: Path, out: Path) -> np.ndarray:
+def _local_inference(bundle: Path, image: Path, out: Path, **overrides) -> np.ndarray:
     """The bundle's own inference.json on ``image`` with ``bundle``'s current weights."""
     run_bundle(bundle, ["inference"], bundle_root=str(bundle), input_dir=str(image), output_dir=str(out),
-               num_workers=0)
+               num_workers=0, **overrides)
     return np.asarray(nib.load(str(next(out.glob("*.nii.gz")))).dataobj)
+
+
+@pytest.mark.parametrize("name", [n for n in BUNDLES if _averages_members(ROOT / "bundles" / n)])
+def test_a_bundle_that_averages_its_members_is_served_averaged(server, name):
+    """MONAI Label loads models/model.pt (member 0) into network_def, then calls the bundle's inferer with it."""
+    url, root, images = server
+    bundle = root / "apps" / "monaibundle" / "model" / name
+    image = root / "studies" / f"{images[name]}.nii.gz"
+    served = _infer(url, name, images[name], root / f"served_{name}.nii.gz")
+    np.testing.assert_array_equal(served, _local_inference(bundle, image, root / f"pair_{name}"))
+    alone = _local_inference(bundle, image, root / f"alone_{name}", ensemble=False)
+    assert not np.array_equal(served, alone), "the same labels as member 0 alone"
 
 
 def test_training_round_writes_weights_that_inference_then_uses(server):

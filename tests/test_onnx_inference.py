@@ -101,6 +101,34 @@ def _bundle_with_weights(name: str, tmp_path: Path, folds: int = 0) -> Path:
     return bundle
 
 
+def test_the_bundle_inferer_serves_the_ensemble_as_monai_label_calls_it(tmp_path):
+    """MONAI Label's BundleInferTask builds ``network_def``, loads ``models/model.pt`` into it (not strictly) and
+    calls the config's ``inferer`` with it: that must be the members averaged, and follow the files on disk."""
+    from monai.bundle import ConfigParser
+
+    bundle = _bundle_with_weights("heart_mri_fd_segmentation", tmp_path)  # ships two members
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.update({"bundle_root": str(bundle), "sampling": "resize", "device": "cpu", "ensemble": True})
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True),
+                            strict=False)
+    inferer = parser.get_parsed_content("inferer")
+    members = [parser.get_parsed_content("network_def", lazy=False) for _ in range(2)]
+    for k, member in enumerate(members):
+        member.load_state_dict(torch.load(bundle / "models" / f"fold{k}" / "model.pt", weights_only=True))
+    x = torch.rand(1, 1, *parser["spatial_size"])
+    with torch.no_grad():
+        served = inferer(x, network.eval())
+        expected = sum(torch.softmax(m.eval()(x), 1) for m in members) / 2
+        alone = torch.softmax(network(x), 1)
+        assert torch.allclose(served.exp(), expected, atol=1e-5)
+        assert not torch.allclose(served.exp(), alone, atol=1e-3)  # not model.pt alone
+        assert inferer(x, network).equal(served)  # kept between calls...
+        shutil.move(str(bundle / "models" / "fold1"), str(tmp_path / "set_aside"))  # ...until the files change
+        assert torch.allclose(inferer(x, network).exp(), torch.softmax(members[0](x), 1), atol=1e-5)
+
+
 def _export(bundle: Path, *args: str) -> None:
     done = subprocess.run([sys.executable, "-m", "freq_transforms", "onnx", str(bundle), *args], capture_output=True,
                           text=True, timeout=600)
@@ -113,6 +141,13 @@ def _parser(bundle: Path, files, overrides):
     return bundle_parser(bundle, [bundle / "configs" / f for f in files], overrides)
 
 
+def _probabilities(parser, x: torch.Tensor) -> torch.Tensor:
+    """As the bundle predicts: its ``inferer`` (averaging in torch; the exported graph averages in onnxruntime)
+    around its ``network``."""
+    with torch.no_grad():
+        return torch.softmax(parser.get_parsed_content("inferer")(x, parser.get_parsed_content("network").eval()), 1)[0]
+
+
 def _labels_and_ties(bundle: Path, image: Path, overrides) -> tuple:
     """Torch's and onnxruntime's labels of one case through the bundle's preprocessing and inferer, the margin
     between torch's two most probable classes per voxel, and the largest probability difference."""
@@ -123,10 +158,7 @@ def _labels_and_ties(bundle: Path, image: Path, overrides) -> tuple:
     load_weights(torch_parser.get_parsed_content("network"), bundle / "models" / "model.pt")
     data = torch_parser.get_parsed_content("preprocessing")({"image": str(image)})
     x = data["image"][None]
-    inferer = torch_parser.get_parsed_content("inferer")
-    with torch.no_grad():
-        p_torch = torch.softmax(inferer(x, torch_parser.get_parsed_content("predictor").eval()), 1)[0]
-        p_onnx = torch.softmax(inferer(x, onnx_parser.get_parsed_content("predictor")), 1)[0]
+    p_torch, p_onnx = _probabilities(torch_parser, x), _probabilities(onnx_parser, x)
     top2 = torch.topk(p_torch, 2, dim=0).values
     return p_torch.argmax(0), p_onnx.argmax(0), top2[0] - top2[1], float((p_torch - p_onnx).abs().max())
 

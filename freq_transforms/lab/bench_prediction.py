@@ -2,7 +2,7 @@
 ensemble and both (``python -m freq_transforms bench --only prediction``).
 
 Each setting runs the bundle's own preprocessing once per case and then its inferer (sliding window in patch mode)
-with the prediction :func:`freq_transforms.networks.averaged_network` builds, in torch and as exported by
+averaging as its ``inferer`` does (:class:`freq_transforms.networks.AveragingInferer`) in torch, and as exported by
 :func:`freq_transforms.onnx_inference.export_prediction` in onnxruntime; the labels of both are compared.
 """
 
@@ -67,14 +67,13 @@ def prediction_times(bundle_root: Path, task: str, members: int = 5, repeats: in
             load_weights(torch_parser.get_parsed_content("network"), bundle / "models" / "model.pt")
             onnx_parser = _parser(bundle, ["inference.json", "inference_onnx.json"], keys)
             x = torch_parser.get_parsed_content("preprocessing")({"image": image})["image"][None]
-            inferer = torch_parser.get_parsed_content("inferer")
-            predictors = {"torch": torch_parser.get_parsed_content("predictor").eval(),
-                          "onnxruntime": onnx_parser.get_parsed_content("predictor")}
+            runs = {"torch": torch_parser, "onnxruntime": onnx_parser}  # each runs its own inferer and network
             labels, row = {}, {}
-            for runtime, predictor in predictors.items():
+            for runtime, parser in runs.items():
+                inferer, network = parser.get_parsed_content("inferer"), parser.get_parsed_content("network").eval()
                 with torch.no_grad():
-                    labels[runtime] = inferer(x, predictor).argmax(1)
-                    row[runtime] = _seconds(lambda: inferer(x, predictor), repeats)
+                    labels[runtime] = inferer(x, network).argmax(1)
+                    row[runtime] = _seconds(lambda: inferer(x, network), repeats)
             row["labels_differ"] = float((labels["torch"] != labels["onnxruntime"]).float().mean())
             result[name] = {**row, "members": members if ensemble else 1}
     return result

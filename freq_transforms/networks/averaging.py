@@ -5,6 +5,10 @@ mirror averaging for segmentation (``TestTimeAugmentation`` draws random transfo
 are one module here, so that any inferer (sliding window included) runs it as it runs one network, and one ONNX
 export carries the whole ensemble and every mirrored copy (``configs/inference_onnx.json``).
 
+:class:`AveragingInferer` runs that module inside any MONAI inferer, so a bundle's ``inferer`` key averages for whoever
+calls it with the bundle's network: the bundle's own evaluators, and MONAI Label, which builds ``network_def``,
+loads ``models/model.pt`` into it and calls ``inferer`` (it never runs ``evaluator``).
+
 The module returns the logarithm of the mean class probabilities. The bundles' post-processing (softmax, then
 argmax) reads them as one network's logits: ``softmax(log p) = p`` wherever ``p`` sums to one over classes.
 """
@@ -15,15 +19,17 @@ import copy
 import itertools
 import logging
 from pathlib import Path
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
+from monai.inferers import Inferer
 from torch import nn
 
 from ..checkpoint import load_weights
 from ..errors import DataError
 
-__all__ = ["MeanProbabilities", "mirror_flips", "ensemble_members", "weights_file", "averaged_network"]
+__all__ = ["MeanProbabilities", "AveragingInferer", "mirror_flips", "ensemble_members", "weights_file",
+           "averaged_network"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,3 +129,53 @@ def averaged_network(network: nn.Module, tta: bool = False, ensemble: bool = Fal
 def _single_model_only(models_dir: str) -> bool:
     models = Path(models_dir)
     return (models / "model.pt").is_file() and not any(models.glob(MEMBERS))
+
+
+class AveragingInferer(Inferer):
+    """``inferer`` run on :func:`averaged_network` of the network it is called with: one model, its mirrored
+    copies (``tta``) and the fold models in ``models_dir`` (``ensemble``), their probabilities averaged. MONAI's
+    inferers run the one network they are given, and MONAI Label gives the bundle's ``inferer`` the network it
+    built from ``network_def`` with ``models/model.pt`` in it; this is what makes that the bundle's prediction.
+
+    The averaged network is kept while ``network`` and the files under ``models_dir`` stay the same, and built
+    again when either changes: MONAI Label keeps one inferer between requests and loads new weights into the
+    same network after a training round, which sets the members aside.
+
+    Args:
+        inferer: what runs the averaged network (a ``SlidingWindowInferer`` in patch mode).
+        tta, ensemble, models_dir, map_location, mirror_axes: as :func:`averaged_network`.
+
+    Example::
+
+        >>> from monai.inferers import SimpleInferer
+        >>> net = nn.Conv3d(1, 2, 1)
+        >>> out = AveragingInferer(SimpleInferer(), tta=True, mirror_axes=[0])(torch.rand(1, 1, 4, 4, 4), net)
+        >>> out.shape, bool(out.exp().sum(1).allclose(torch.ones(1, 4, 4, 4)))
+        (torch.Size([1, 2, 4, 4, 4]), True)
+    """
+
+    def __init__(self, inferer: Inferer, tta: bool = False, ensemble: bool = False, models_dir: str = "models",
+                 map_location: Any = "cpu", mirror_axes: Sequence[int] = (0, 1, 2)) -> None:
+        super().__init__()
+        self.inferer = inferer
+        self.tta, self.ensemble, self.models_dir = bool(tta), bool(ensemble), str(models_dir)
+        self.map_location, self.mirror_axes = map_location, tuple(mirror_axes)
+        self._built: Optional[Tuple[nn.Module, Any, nn.Module]] = None  # (network, files' state, averaged)
+
+    def averaged(self, network: nn.Module) -> nn.Module:
+        """What runs for ``network``: itself, or a :class:`MeanProbabilities` around it or its fold models."""
+        files = _files_state(self.models_dir) if self.ensemble else None
+        if self._built is None or self._built[0] is not network or self._built[1] != files:
+            averaged = averaged_network(network, self.tta, self.ensemble, self.models_dir, self.map_location,
+                                        self.mirror_axes)
+            self._built = (network, files, averaged)
+        return self._built[2]
+
+    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        return self.inferer(inputs, self.averaged(network), *args, **kwargs)
+
+
+def _files_state(models_dir: str) -> List[Tuple[str, int]]:
+    models = Path(models_dir)
+    files = sorted(models.glob(MEMBERS)) + [models / "model.pt"]
+    return [(str(f), f.stat().st_mtime_ns) for f in files if f.is_file()]
