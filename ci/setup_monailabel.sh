@@ -21,4 +21,4 @@ if ! "$MLVENV/bin/python" -c "import monailabel, torchvision" 2>/dev/null; then
 fi
 # installed, not editable: the server must find freq_transforms as a user's pip install provides it
 "$PIP" install --quiet --force-reinstall --no-deps . && "$PIP" install --quiet ".[test]"
-export PATH="$PWD/$MLVENV/bin:$PATH"
+export PATH="$(cd "$MLVENV" && pwd)/bin:$PATH"  # MLVENV may be relative or absolute
