@@ -23,4 +23,8 @@ export OMP_NUM_THREADS=1
 job 0 > $R.fold0.log 2>&1 &
 job 1 > $R.fold1.log 2>&1 &
 wait
+# the untouched test of the choice: folds 2 and 3 with 1000 steps only (started 2026-12-05, about 40 min side by side)
+one 2 50 > $R.fold2.log 2>&1 &
+one 3 50 > $R.fold3.log 2>&1 &
+wait
 python docs/results/heart_budget/table.py $R

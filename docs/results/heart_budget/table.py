@@ -43,4 +43,8 @@ if __name__ == "__main__":
         print(f"{metric}: 400 steps {bootstrap_ci(short).format(scale)}, "
               f"1000 steps {bootstrap_ci(long).format(scale)}, 1000 - 400 {paired_difference_ci(long, short).format(scale)}")
         print("  per case, 400 -> 1000:", ", ".join(f"{a * scale:.1f} -> {b * scale:.1f}" for a, b in zip(short, long)))
+    if all((root / f"f{fold}_e50").is_dir() for fold in (2, 3)):  # the untouched test of the choice
+        for metric, scale in (("mean_dice", 100), ("hd95", 1)):
+            values = [v for fold in (2, 3) for v in fold_scores(root, "e50", metric, fold)]
+            print(f"test, folds 2 and 3, 1000 steps, {metric}: {bootstrap_ci(values).format(scale)}")
     print(figure(root, Path(__file__).parent / "dice_vs_time.png"))
