@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# issue 31 (b) for heart: DynUNet with deep supervision against the UNet, early v2 for both, on the 4-fold
+# cross-validation at n = 4 that chose the heart recipe (patch, augmentation, 200 steps, best validation epoch).
+# The UNet side is member 0 of docs/results/heart_early_ensemble (runs/heart_early_aug, seed 0). This side takes its
+# trial configs (the same cases, seed and keys) with the hippocampus bundle's backbone added:
+#   backbone DynUNet, backbone_kwargs {'deep_supervision': True, 'deep_supr_num': 2}
+# and the current bundle's train/evaluate configs (they differ from member 0's only in how validation calls its
+# inferer). Two folds side by side, one thread each (about 55 min of training and 28 min of validation per fold,
+# 2026-12-05); a stopped run resumes from its last epoch when run.sh is started again; then each model is scored like member 0: --ensemble false,
+# the largest component kept, on the fold's validation cases (eval_s0) and test cases (test_s0).
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+H=bundles/heart_mri_fd_segmentation; UNET=runs/heart_early_aug/runs/fold%s_n4_s0_early/bundle; R=runs/heart_dynunet_ds
+export OMP_NUM_THREADS=1
+one() {  # fold
+  local f=$1 B=$R/fold$1 A
+  A=$(printf "$UNET" $f)
+  if [ ! -f $B/done ]; then   # resume.pt left by a stopped run: the bundle resumes it (resume true)
+    [ -f $B/models/resume.pt ] || { rm -rf $B && mkdir -p $B && cp -r $H/configs $B/; }
+    python - $A/configs/trial.json $B/configs/trial.json <<'PY'
+import json, sys
+trial = json.load(open(sys.argv[1]))
+trial.update(backbone="DynUNet", backbone_kwargs={"deep_supervision": True, "deep_supr_num": 2})
+json.dump(trial, open(sys.argv[2], "w"), indent=1)
+PY
+    python -m monai.bundle run --config_file "['$B/configs/train.json','$B/configs/trial.json']" --bundle_root $B \
+        --meta_file $B/configs/metadata.json
+    touch $B/done
+  fi
+  python -c "import json,sys; t=json.load(open(sys.argv[1])); t.pop('initialize'); t.pop('seed'); json.dump(t, open(sys.argv[2], 'w'))" \
+      $B/configs/trial.json $B/configs/score.json
+  E="python -m monai.bundle run --config_file ['$B/configs/train.json','$B/configs/evaluate.json','$B/configs/score.json'] --bundle_root $B --ensemble false --largest_component true"
+  [ -f $B/eval_s0/test_mean_dice_raw.csv ] || $E --output_dir $B/eval_s0
+  [ -f $B/test_s0/test_mean_dice_raw.csv ] || $E --output_dir $B/test_s0 --validate#dataset#data "\$@split['test']"
+}
+one 0 >> $R.fold0.log 2>&1 &
+one 1 >> $R.fold1.log 2>&1 &
+wait
+one 2 >> $R.fold2.log 2>&1 &
+one 3 >> $R.fold3.log 2>&1 &
+wait
+python docs/results/heart_dynunet_ds/table.py $R
