@@ -6,12 +6,13 @@
 #   backbone DynUNet, backbone_kwargs {'deep_supervision': True, 'deep_supr_num': 2}
 # and the current bundle's train/evaluate configs (they differ from member 0's only in how validation calls its
 # inferer). Two folds side by side, one thread each (about 55 min of training and 28 min of validation per fold,
-# 2026-12-05); a stopped run resumes from its last epoch when run.sh is started again; then each model is scored like member 0: --ensemble false,
-# the largest component kept, on the fold's validation cases (eval_s0) and test cases (test_s0).
+# 2026-12-04), or FOLDS="3" THREADS=2 for one fold alone on both cores (fold 2: 76 min, 2026-12-05); a stopped run
+# resumes from its last epoch when run.sh is started again; then each model is scored like member 0: --ensemble
+# false, the largest component kept, on the fold's validation cases (eval_s0) and test cases (test_s0).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 H=bundles/heart_mri_fd_segmentation; UNET=runs/heart_early_aug/runs/fold%s_n4_s0_early/bundle; R=runs/heart_dynunet_ds
-export OMP_NUM_THREADS=1; mkdir -p $R
+export OMP_NUM_THREADS=${THREADS:-1}; mkdir -p $R
 one() {  # fold
   local f=$1 B=$R/fold$1 A
   A=$(printf "$UNET" $f)
@@ -43,9 +44,10 @@ PY
   [ -f $B/eval_s0/test_mean_dice_raw.csv ] || $E --output_dir $B/eval_s0
   [ -f $B/test_s0/test_mean_dice_raw.csv ] || $E --output_dir $B/test_s0 --validate#dataset#data "\$@split['test']"
 }
-for pair in "0 1" "2 3"; do   # FOLDS="2 3" runs one pair
-  [[ " ${FOLDS:-0 1 2 3} " == *" ${pair% *} "* ]] || continue
-  for f in $pair; do one $f >> $R.fold$f.log 2>&1 & done
+for pair in "0 1" "2 3"; do   # FOLDS="2" THREADS=2: one fold alone on both cores
+  for f in $pair; do
+    [[ " ${FOLDS:-0 1 2 3} " == *" $f "* ]] && { one $f >> $R.fold$f.log 2>&1 & }
+  done
   wait
 done
 python docs/results/heart_dynunet_ds/table.py $R
