@@ -95,6 +95,11 @@ class ResumeCheckpoint(Checkpoint):
     ``path`` exists, ``Checkpoint.load_objects`` puts them back and training continues from the next epoch. When
     training completes the file is deleted, so a later run starts afresh.
 
+    Bit-exact only when every epoch starts a fresh pass of the data loader: ignite's ``Engine`` carries a loader
+    iterator across epochs when ``epoch_length`` is not its length, and a resumed run cannot rebuild one half
+    consumed. The bundles' ``train#sampler`` (a ``RandomSampler`` of ``epoch_length * batch_size`` draws) makes
+    the lengths equal; ignite's ``DeterministicEngine`` would do it too, but MONAI's trainers are plain engines.
+
     Args:
         path: resume file, e.g. ``models/resume.pt``.
         save_dict: name -> object with ``state_dict``/``load_state_dict`` (the trainer engine included).
