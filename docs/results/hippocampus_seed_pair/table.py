@@ -1,6 +1,6 @@
-"""The table of docs/results.md, "Hippocampus: a pair of full-budget models": the shipped model (scored again here;
-its first records are docs/results/hippocampus_poly_cpu), the same recipe with seed 1, and the two averaged, paired by case on the 34
-validation cases (which choose) and the 42 test cases (for the record). Usage: python table.py
+"""The table of docs/results.md, "Hippocampus: the shipped recipe trained twice": the shipped model (scored again
+here; its first records are docs/results/hippocampus_poly_cpu), the same recipe with seed 1, and the two averaged,
+paired by case on the 34 validation cases (which choose) and the 42 test cases (for the record). Usage: python table.py
 """
 
 from pathlib import Path
@@ -25,17 +25,15 @@ def paired(a: dict, b: dict) -> str:
 def main() -> None:
     print("| hippocampus, DynUNet + deep supervision, early v2, poly | validation Dice (%), 34 cases | test Dice (%), 42 cases |")
     print("|---|---|---|")
-    rows = {"shipped model (seed 0)": lambda part: HERE / f"eval_{part}_shipped",
-            "seed 1": lambda part: HERE / f"eval_{part}_seed1",
-            "the pair averaged (`--ensemble true`)": lambda part: HERE / f"eval_{part}_pair"}
-    scores = {name: {part: per_case(where(part)) for part in ("val", "test")} for name, where in rows.items()}
+    rows = {"shipped model (seed 0)": "shipped", "seed 1": "seed1", "the pair averaged (`--ensemble true`)": "pair"}
+    scores = {name: {part: per_case(HERE / f"eval_{part}_{run}") for part in ("val", "test")} for name, run in rows.items()}
     for name, parts in scores.items():
         print(f"| {name} | " + " | ".join(bootstrap_ci(list(parts[p].values())).format(100) for p in ("val", "test")) + " |")
     shipped, seed1, pair = scores.values()
     print("| pair minus shipped, paired | " + " | ".join(paired(pair[p], shipped[p]) for p in ("val", "test")) + " |")
     print("| pair minus seed 1, paired | " + " | ".join(paired(pair[p], seed1[p]) for p in ("val", "test")) + " |")
     print("| seed 1 minus shipped, paired | " + " | ".join(paired(seed1[p], shipped[p]) for p in ("val", "test")) + " |")
-    hd = {name: per_case(where("test"), "hd95") for name, where in rows.items()}
+    hd = {name: per_case(HERE / f"eval_test_{run}", "hd95") for name, run in rows.items()}
     print("test HD95 (mm): " + ", ".join(f"{n} {bootstrap_ci(list(v.values())).format(1)}" for n, v in hd.items()))
 
 
