@@ -10,9 +10,9 @@ The source folder (``bundle_source/`` in the repository) holds:
   defaults (fusion, arch, intensity, backbone, backbone_kwargs; ``sampling`` with ``patch_size``,
   ``target_spacing``, ``crop_foreground`` and the reason, ``sampling_note``; optionally ``augment``, ``epochs``,
   ``val_interval``, ``batch_size``, ``samples_per_volume``, ``iterations_per_epoch``, ``lr_schedule``: the recipe
-  of shipped weights; ``tta`` and ``ensemble``: how they predict, ``ensemble_note`` saying why in the README)
-  with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics`` and
-  ``expected_results_file`` (Markdown beside it).
+  of shipped weights; ``tta``, ``ensemble`` and ``sw_overlap``: how they predict, ``ensemble_note`` saying why in
+  the README) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics``
+  and ``expected_results_file`` (Markdown beside it).
 
 A task's values replace the keys of the same name in each shared config that has them; metadata and README
 are filled from it. ``python -m freq_transforms bundles build`` writes ``bundles/<name>/`` for every task file;
@@ -34,7 +34,7 @@ __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity",
              "augment", "epochs", "val_interval", "batch_size", "sampling", "patch_size", "target_spacing",
              "crop_foreground", "samples_per_volume", "iterations_per_epoch", "largest_component", "backbone",
-             "backbone_kwargs", "lr_schedule", "tta", "ensemble")
+             "backbone_kwargs", "lr_schedule", "tta", "ensemble", "sw_overlap")
 CONFIGS = ("train", "evaluate", "inference", "inference_onnx", "multi_gpu_train")
 INTENSITY_WORDS = {"paper": "min-max per image, as in the paper", "ct_window": "Hounsfield window -57..164 HU, clipped",
                    "percentile": "0.5-99.5 percentiles of each image, clipped"}
@@ -139,7 +139,7 @@ def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> st
     train = json.loads((source / "configs" / "train.json").read_text())
     recipe = {key: json.dumps(task.get(key, train[key])) for key in ("epochs", "augment", "val_interval", "batch_size",
                                                                       "samples_per_volume", "iterations_per_epoch",
-                                                                      "backbone", "backbone_kwargs")}
+                                                                      "backbone", "backbone_kwargs", "sw_overlap")}
     results = task_dir / task["expected_results_file"] if "expected_results_file" in task else source / "no_weights.md"
     values = {"name": name, "labels": ", ".join(f"{i} {n}" for i, n in enumerate(labels)),
               "labels_no_bg": ", ".join(f"{n} = {i}" for i, n in enumerate(labels) if i > 0),

@@ -87,6 +87,18 @@ def test_a_task_sets_the_learning_rate_schedule_of_its_train_config(lr_schedule)
         assert train["lr_schedule"].startswith("$") and "`poly` in patch mode, `constant` in resize mode" in readme_row
 
 
+def test_a_task_sets_the_sliding_window_overlap_of_its_configs_and_readme():
+    from freq_transforms.bundle_build import bundle_files, load_task
+
+    name = "heart_mri_fd_segmentation"
+    task = {**load_task(ROOT / "bundle_source" / "tasks" / f"{name}.json"), "sw_overlap": 0.25}
+    files = bundle_files(ROOT / "bundle_source", name, task, ROOT / "bundle_source" / "tasks", "license")
+    for config in ("train", "inference"):  # evaluate and inference_onnx are layered on these two
+        assert json.loads(files[f"configs/{config}.json"])["sw_overlap"] == 0.25
+    readme = files["docs/README.md"]
+    assert "`sw_overlap` 0.25, gaussian blending" in readme and "| `sw_overlap`, `sw_batch_size` | `0.25`, `2` |" in readme
+
+
 def test_a_sixth_task_is_one_task_file_and_trains(tmp_path):
     """How to add a task (README): one JSON file in bundle_source/tasks; here a toy prostate MRI bundle."""
     import shutil
