@@ -353,12 +353,17 @@ def test_shipped_heart_weights_load_into_the_constructor_defaults_and_settings_t
     the constructor's defaults are the bundles' (early, v2, concat)."""
     from pathlib import Path
 
+    from freq_transforms.recipe import recorded_settings
+
     path = Path(__file__).resolve().parents[1] / "bundles" / "heart_mri_fd_segmentation" / "models" / "model.pt"
     state = torch.load(path, map_location="cpu", weights_only=True)
-    FrequencyDisentangledNet("UNet", 1, 2).load_state_dict(state)
-    FrequencyDisentangledNet("UNet", 1, 2, fusion="early", arch="v2", fuse="spectral", features=4).load_state_dict(state)
+    record = recorded_settings(state)  # the backbone the weights were trained with
+    backbone, kwargs = (record["backbone"], 1, 2), {"backbone_kwargs": record["backbone_kwargs"]}
+    FrequencyDisentangledNet(*backbone, **kwargs).load_state_dict(state)
+    other_settings = {"fusion": "early", "arch": "v2", "fuse": "spectral", "features": 4}
+    FrequencyDisentangledNet(*backbone, **other_settings, **kwargs).load_state_dict(state)
     with pytest.raises(ValueError, match="cutoff=0.2"):  # the cutoff changes what the weights compute
-        FrequencyDisentangledNet("UNet", 1, 2, cutoff=0.2).load_state_dict(state)
+        FrequencyDisentangledNet(*backbone, cutoff=0.2, **kwargs).load_state_dict(state)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
