@@ -7,16 +7,17 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 H=bundles/heart_mri_fd_segmentation; T=../shared/data/Task02_Heart; R=runs/heart_budget
+U=(--backbone UNet --backbone_kwargs "{}" --sw_overlap 0.5)   # bundle 0.9's network and window (0.10: DynUNet, 0.25)
 one() {  # fold epochs (of 20 steps)
   local f=$1 e=$2 B=$R/f$1_e$2
   if [ ! -f $B/models/model.pt ]; then
     rm -rf $B && mkdir -p $B && cp -r $H/configs $B/
     python -m monai.bundle run training --config_file $B/configs/train.json --bundle_root $B --dataset_dir $T \
-      --num_workers 0 --folds 4 --fold $f --train_on_val true --epochs $e --val_interval 1000   # no validation
+      --num_workers 0 --folds 4 --fold $f --train_on_val true --epochs $e --val_interval 1000 "${U[@]}"   # no validation
   fi
   [ -f $B/eval_test/test_mean_dice_raw.csv ] || python -m monai.bundle run \
       --config_file "['$B/configs/train.json','$B/configs/evaluate.json']" --bundle_root $B --dataset_dir $T \
-      --num_workers 0 --folds 4 --fold $f --train_on_val true --ensemble false --output_dir $B/eval_test
+      --num_workers 0 --folds 4 --fold $f --train_on_val true --ensemble false --output_dir $B/eval_test "${U[@]}"
 }
 job() { one $1 20; one $1 50; }
 export OMP_NUM_THREADS=1

@@ -16,7 +16,8 @@ BACKBONES = {"UNet": {}, "DynUNet": {"deep_supervision": True, "deep_supr_num": 
 def seconds_per_case(backbone: str, kwargs: dict, image: torch.Tensor) -> float:
     parser = ConfigParser()
     parser.read_config(f"{BUNDLE}/configs/inference.json")
-    parser.update({"bundle_root": BUNDLE, "backbone": backbone, "backbone_kwargs": kwargs, "ensemble": False})
+    parser.update({"bundle_root": BUNDLE, "backbone": backbone, "backbone_kwargs": kwargs, "ensemble": False,
+                   "sw_overlap": 0.5})  # the overlap of the recorded numbers (bundle 0.10 defaults to 0.25)
     network, inferer = parser.get_parsed_content("network_def").eval(), parser.get_parsed_content("inferer")
     times = []
     with torch.no_grad():

@@ -31,7 +31,8 @@ else:  # member 0's runs are gone (a fresh machine): fold 0's record with the li
     parser = bundle_parser(bundle, [bundle / "configs/train.json"], {**keys, "fold": fold, "bundle_root": "/tmp"})
     trial.update({"fold": fold, **{k: parser.get_parsed_content(k) for k in ("train#dataset#data",
                                                                               "validate#dataset#data")}})
-trial.update(backbone="DynUNet", backbone_kwargs={"deep_supervision": True, "deep_supr_num": 2})
+trial.update(backbone="DynUNet", backbone_kwargs={"deep_supervision": True, "deep_supr_num": 2},
+             sw_overlap=0.5)  # the window these runs validated and were scored with (bundle 0.10 defaults to 0.25)
 json.dump(trial, open(out, "w"), indent=1)
 PY
     python -m monai.bundle run --config_file "['$B/configs/train.json','$B/configs/trial.json']" --bundle_root $B \

@@ -12,7 +12,8 @@ S0=runs/heart_early_aug; S1=runs/heart_early_init1; O=runs/heart_early_ens
 member0() {
   OMP_NUM_THREADS=1 python -m freq_transforms sweep --bundle $H --dataset_dir $T --out $S0 --n_train 4 --folds 4 \
       --fusion early --arch v2 --seeds 0 --epochs 10 --overrides "{'val_interval': 2, 'num_workers': 0, \
-      'sampling': 'patch', 'iterations_per_epoch': 20, 'largest_component': False, 'augment': True}"
+      'sampling': 'patch', 'iterations_per_epoch': 20, 'largest_component': False, 'augment': True, \
+    'backbone': 'UNet', 'backbone_kwargs': {}, 'sw_overlap': 0.5}"   # bundle 0.9's network and window
 }
 member1() {
   for f in 0 1 2 3; do

@@ -10,7 +10,8 @@ D=docs/results/heart_seed_ensemble
 OMP_NUM_THREADS=1 python -m freq_transforms sweep --bundle bundles/heart_mri_fd_segmentation \
     --dataset_dir ../shared/data/Task02_Heart --out runs/heart_none_s1 --n_train 4 --folds 4 --fusion none --arch v2 \
     --seeds 1 --epochs 10 --overrides "{'val_interval': 2, 'num_workers': 0, 'sampling': 'patch', \
-    'iterations_per_epoch': 20, 'largest_component': False, 'augment': True}"
+    'iterations_per_epoch': 20, 'largest_component': False, 'augment': True, \
+    'backbone': 'UNet', 'backbone_kwargs': {}, 'sw_overlap': 0.5}"   # bundle 0.9's network and window
 bash $D/ensemble_eval.sh runs/heart_ens runs/heart_none_s1/runs/fold%s_n4_s1_none/bundle
 # (2) member 0's training cases and configs, set_determinism(seed=1): only initialisation and augmentation differ
 for f in 0 1 2 3; do
