@@ -14,8 +14,10 @@ The source folder (``bundle_source/`` in the repository) holds:
   the README) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics``
   and ``expected_results_file`` (Markdown beside it).
 
-A task's values replace the keys of the same name in each shared config that has them; metadata and README
-are filled from it. ``python -m freq_transforms bundles build`` writes ``bundles/<name>/`` for every task file;
+A task's values replace the keys of the same name in each shared config that has them, except that
+``inference.json`` builds the network without training-only heads (deep supervision): MONAI's ``ckpt_export``
+scripts that network, and the trained heads' weights are dropped when they load. Metadata and README are filled
+from it. ``python -m freq_transforms bundles build`` writes ``bundles/<name>/`` for every task file;
 ``--check`` only reports the files that differ.
 """
 
@@ -27,6 +29,7 @@ from string import Template
 from typing import Any, Dict, List, Optional
 
 from .atomic import atomic_write_text
+from .checkpoint import inference_kwargs
 
 __all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
 
@@ -61,6 +64,8 @@ def _configs(source: Path, task: Dict[str, Any], bundle_name: str) -> Dict[str, 
     for name in CONFIGS:
         config = json.loads((source / "configs" / f"{name}.json").read_text())
         config.update({key: task[key] for key in TASK_KEYS if key in config and key in task})
+        if name == "inference" and isinstance(config.get("backbone_kwargs"), dict):
+            config["backbone_kwargs"] = inference_kwargs(config["backbone_kwargs"])
         if isinstance(config.get("recipe"), dict):  # the recipe names the bundle that trained the weights
             config["recipe"]["bundle"] = {"name": bundle_name, "version": task["version"]}
         files[f"configs/{name}.json"] = json.dumps(config, indent=4) + "\n"

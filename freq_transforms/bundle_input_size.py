@@ -61,7 +61,10 @@ def bundle_input_sizes(bundle_root: Path, config_groups: Sequence[Sequence[Path]
     for key in SIZE_KEYS:
         for group in config_groups:
             parser = ConfigParser()
-            parser.read_config([str(path) for path in group])
+            try:
+                parser.read_config([str(path) for path in group])
+            except KeyError:  # it sets ids of a section no config of the group has: it cannot run as grouped
+                continue
             parser["bundle_root"] = str(bundle_root)
             for config_id in ids_with_key(parser.get(), key):
                 try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 
-__all__ = ["installed_bundles", "bundle_dir"]
+__all__ = ["installed_bundles", "bundle_dir", "shipped_weights"]
 
 
 def installed_bundles() -> Path:
@@ -21,3 +22,9 @@ def bundle_dir(name: str) -> Path:
     if not (path / "configs" / "train.json").is_file():
         raise FileNotFoundError(f"bundle {name} is not in {installed_bundles()}: pass --bundle <bundle folder>")
     return path
+
+
+def shipped_weights(bundle: Path) -> List[Path]:
+    """The weights a bundle folder ships: ``models/model.pt`` and its ensemble members ``models/fold*/model.pt``."""
+    models = bundle / "models"
+    return [p for p in [models / "model.pt", *sorted(models.glob("fold*/model.pt"))] if p.is_file()]

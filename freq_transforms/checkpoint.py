@@ -17,12 +17,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .errors import WeightsMismatchError
+from .errors import MissingWeightsError, WeightsMismatchError
 from .fd_options import ARCHS, FUSE_OPS, FUSIONS
 from .recipe import NETWORK_KEYS, as_json_values, read_state_dict, recorded_settings, unwrap
 
 __all__ = ["settings_that_matter", "Mismatch", "find_mismatch", "describe_mismatch", "checkpoint_mismatch",
-           "without_training_heads", "load_weights"]
+           "inference_kwargs", "without_training_heads", "load_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,12 @@ def _inference_kwargs(trained: Any, configured: Any) -> Any:
     return {**kept, **{k: configured[k] for k in TRAINING_ONLY_KWARGS if k in configured}}
 
 
+def inference_kwargs(backbone_kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    """``backbone_kwargs`` without the keywords that add training-only heads: what an inference network is built
+    with, so TorchScript can script it (DynUNet's deep-supervision heads cannot be) and it computes the same."""
+    return {k: v for k, v in backbone_kwargs.items() if k not in TRAINING_ONLY_KWARGS}
+
+
 def without_training_heads(network: torch.nn.Module, state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
     """``state_dict`` less the parameters of training-only heads (deep supervision) that ``network`` does not have,
     metadata kept; unchanged when there are none. So a network built for inference or TorchScript export
@@ -215,10 +221,14 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
     weights fit, but they see input they were not trained on. Returns the record."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: train first or point bundle_root at a bundle "
-                                "with weights")
+        raise MissingWeightsError(f"checkpoint {path} does not exist: train first, or pass --bundle_root <the "
+                                  "bundle folder> (python -m freq_transforms bundles list shows where each lives)")
     target = unwrap(network)
-    state = without_training_heads(target, read_state_dict(path, map_location))
+    full = read_state_dict(path, map_location)
+    state = without_training_heads(target, full)
+    if len(state) < len(full):
+        logger.info(f"{path}: {len(full) - len(state)} tensors of training-only heads (deep supervision) left out: "
+                    "this network predicts with the main head, as the trained one does in eval mode")
     problem = describe_mismatch(target, state, style="bundle")
     if problem is not None:
         raise WeightsMismatchError(f"checkpoint {path} does not fit the configured network: {problem}")

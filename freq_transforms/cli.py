@@ -39,12 +39,17 @@ def run(name: str, args: List[str]) -> None:
     check_arguments(PROG, name, fn, args)
     import fire
 
-    from .errors import DataError
+    from .errors import DataError, missing_module
 
     try:
         fire.Fire(fn, command=args, name=f"{PROG} {name}")
     except (DataError, ValueError, FileExistsError, FileNotFoundError) as err:  # ReleaseError is a ValueError
         raise UsageError(str(err)) from None
+    except Exception as err:  # an optional module a command needs, wrapped or not (monai.bundle wraps it)
+        missing = missing_module(err)
+        if missing is None:
+            raise
+        raise UsageError(missing) from None
 
 
 def main(argv: Optional[List[str]] = None) -> None:

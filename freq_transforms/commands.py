@@ -98,9 +98,9 @@ def curve(csv: Sequence[str], out: str = "dice_vs_time.png", labels: Optional[Se
     return str(dice_time_figure(dict(zip(names, files)), out, title))
 
 
-def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_interval: int = 5,
+def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 16, val_interval: int = 4,
          fusions: Optional[Sequence[str]] = None, seed: int = 0, bundle: Optional[str] = None,
-         iterations_per_epoch: int = 8, sampling: Optional[str] = None) -> str:
+         iterations_per_epoch: int = 8, sampling: Optional[str] = None, backbone: Optional[str] = "UNet") -> str:
     """The main job: phantoms -> train the hippocampus bundle with each fusion -> evaluate -> table + PNG.
 
     Args:
@@ -114,13 +114,16 @@ def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 40, val_inte
         iterations_per_epoch: optimiser steps per epoch where the bundle trains on patches (sampling patch):
             8 is about one pass over the phantoms' train part, so an epoch costs what it costs in resize mode.
         sampling: patch or resize (default: the bundle's).
+        backbone: the network FD wraps, with MONAI's default arguments: UNet by default, so the demo takes minutes
+            on 2 CPU cores; DynUNet (or null: the bundle's own, DynUNet with deep supervision) takes about 4.5 times
+            as long per step.
     """
     from .bundle_paths import bundle_dir
     from .lab.demo import run_demo
 
     folder = Path(bundle) if bundle else bundle_dir("hippocampus_mri_fd_segmentation")
     return str(run_demo(Path(out), folder, n_cases, epochs, val_interval, _as_list(fusions) if fusions else None,
-                        seed, iterations_per_epoch, sampling))
+                        seed, iterations_per_epoch, sampling, backbone))
 
 
 def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optional[str] = None,
@@ -262,4 +265,5 @@ COMMANDS: Dict[str, Callable] = {"demo": demo, "phantoms": phantoms, "split": sp
                                  "contrast": contrast, "overlay": MODEL_COMMANDS["overlay"],
                                  "recipe": MODEL_COMMANDS["recipe"], "release": MODEL_COMMANDS["release"],
                                  "trial": trial, "onnx": MODEL_COMMANDS["onnx"],
-                                 "bundles build": MODEL_COMMANDS["bundles build"]}
+                                 "bundles build": MODEL_COMMANDS["bundles build"],
+                                 "bundles list": MODEL_COMMANDS["bundles list"]}

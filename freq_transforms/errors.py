@@ -5,7 +5,10 @@ A leaf module (no imports from the package), so every layer can raise them witho
 
 from __future__ import annotations
 
-__all__ = ["DataError", "SettingsError", "WeightsMismatchError", "OnnxExportError", "root_cause", "one_line"]
+import re
+from typing import Optional
+
+__all__ = ["DataError", "SettingsError", "WeightsMismatchError", "MissingWeightsError", "OnnxExportError", "root_cause", "one_line", "missing_module"]
 
 
 class DataError(ValueError):
@@ -19,6 +22,10 @@ class SettingsError(DataError):
 
 class WeightsMismatchError(DataError):
     """Weights that do not fit the network they are loaded into; the message says which settings to change."""
+
+
+class MissingWeightsError(DataError):
+    """A weights file that is not there; the message names it and how to point at one that is."""
 
 
 class OnnxExportError(BaseException):
@@ -47,3 +54,29 @@ def one_line(error: BaseException) -> str:
     cause = root_cause(error)
     lines = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
+# pip packages of the optional modules a command may need, where the module's name is not the package's
+PIP_NAMES = {"ray": '"freq_transforms[ray]"', "monailabel": "monailabel"}
+
+
+def missing_module(error: BaseException) -> Optional[str]:
+    """``"<module> is not installed: pip install <package>"`` where ``error``'s chain holds an ``ImportError`` of a
+    module that is not installed (MONAI's ``OptionalImportError`` included); ``None`` otherwise."""
+    cause: Optional[BaseException] = error
+    seen = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ImportError):
+            found = cause.name or _module_named_in(str(cause))
+            if found:
+                top = found.split(".")[0]
+                return f"{top} is not installed: pip install {PIP_NAMES.get(top, top)}"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _module_named_in(message: str) -> Optional[str]:
+    match = re.search(r"[Mm]odule '?([A-Za-z_][\w.]*)'? (?:is not installed|not found)|No module named '([\w.]+)'",
+                      message)
+    return (match.group(1) or match.group(2)) if match else None

@@ -3,6 +3,7 @@ reading models. One function each, its docstring the ``--help`` text; each impor
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
@@ -53,6 +54,20 @@ def bundles_build(check: bool = False, source: str = "bundle_source", out: str =
     return f"{len(changed)} file(s) {'differ' if check else 'written'}"
 
 
+def bundles_list() -> str:
+    """Print the bundles installed with the package: name, version, the weights each ships, and its folder
+    (what --bundle_root or monai.bundle.load's bundle_dir takes)."""
+    from .bundle_paths import installed_bundles, shipped_weights
+
+    lines = [f"bundles in {installed_bundles()}:"]
+    for folder in sorted(p.parent.parent for p in installed_bundles().glob("*/configs/metadata.json")):
+        version = json.loads((folder / "configs" / "metadata.json").read_text()).get("version", "?")
+        weights = shipped_weights(folder)
+        said = ", ".join(str(w.relative_to(folder / "models")) for w in weights) if weights else "no weights"
+        lines.append(f"  {folder.name} {version} ({said}): {folder}")
+    return "\n".join(lines)
+
+
 def onnx(bundle_root: str, tta: Optional[bool] = None, ensemble: Optional[bool] = None, out: Optional[str] = None,
          tta_axes: Optional[Sequence[int]] = None) -> str:
     """Export the bundle's prediction to models/model.onnx, which configs/inference_onnx.json runs in onnxruntime.
@@ -97,8 +112,6 @@ def recipe(weights: str, into: Optional[str] = None) -> str:
         into: an exported model (.onnx, or .ts) to write the recipe into (ONNX metadata_props
             freq_transforms_recipe, TorchScript extra file recipe.json), e.g. after monai.bundle onnx_export.
     """
-    import json
-
     from .recipe import read_recipe, write_recipe_into
 
     found = read_recipe(weights)
@@ -111,4 +124,4 @@ def recipe(weights: str, into: Optional[str] = None) -> str:
 
 
 MODEL_COMMANDS: Dict[str, Callable] = {"overlay": overlay, "recipe": recipe, "release": release, "onnx": onnx,
-                                       "bundles build": bundles_build}
+                                       "bundles build": bundles_build, "bundles list": bundles_list}

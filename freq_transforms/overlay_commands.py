@@ -77,7 +77,15 @@ def config_group(bundle_root: Path, train: Path, config: Path) -> List[Path]:
     base = _base(bundle_root, config.stem)
     if base is not None and base != config:
         return config_group(bundle_root, train, base) + [config]
-    return [config] if "network_def" in _load(config) else [train, config]
+    loaded = _load(config)
+    return [config] if "network_def" in loaded and not _sets_missing_sections(loaded) else [train, config]
+
+
+def _sets_missing_sections(config: Dict[str, Any]) -> bool:
+    """Whether ``config`` sets nested ids (``validate#handlers``) of sections it does not define: it runs on top of
+    the config that does (the zoo's HoVerNet ``evaluate.json`` has its own ``network_def`` and replaces
+    ``validate#handlers`` of ``train.json``)."""
+    return any("#" in key and key.split("#")[0] not in config for key in config)
 
 
 def loads_exported_network(config: Path) -> bool:

@@ -129,7 +129,7 @@ def test_help_does_not_import_torch():
     (["split", "{tmp}/data", "--list_cases", "sometimes"], "error: --list_cases must be true or false, got 'sometimes'"),
     (["spilt", "{tmp}/data"], "error: unknown command 'spilt' (did you mean split?); commands: demo, phantoms, "
                               "split, figure, curve, sweep, export, compare, bench, contrast, overlay, recipe, "
-                              "release, trial, onnx, bundles build"),
+                              "release, trial, onnx, bundles build, bundles list"),
 ])
 def test_a_mistyped_option_stops_before_anything_runs(argv, line, tmp_path):
     write_phantom_dataset("hippocampus", tmp_path / "data", n=4, seed=0, shape=[16, 16, 12], progress=False)
@@ -196,13 +196,12 @@ def test_null_means_none_for_an_option_whose_default_is_none(argv, train, tmp_pa
     assert capsys.readouterr().out.splitlines()[0] == f"train: {train}"
 
 
-def test_readme_shows_the_demo_table_as_the_demo_prints_it():
-    """The README's demo table is a copy of what ``bash ci/demo.sh`` printed: the same columns as the summary
+def test_the_demo_page_shows_the_demo_table_as_the_demo_prints_it():
+    """docs/demo.md's table is a copy of what ``bash ci/demo.sh`` printed: the same columns as the summary
     table the demo writes (it once showed 6 of its 10 columns)."""
     from freq_transforms.lab.records import SUMMARY_HEADER
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## The demo (main job)", 1)[1].split("\n## ", 1)[0]
+    section = (Path(__file__).resolve().parents[1] / "docs" / "demo.md").read_text()
     tables = [line for line in section.splitlines() if line.startswith("| task ")]
     assert tables == [SUMMARY_HEADER]
     rows = [line for line in section.splitlines() if line.startswith("| hippocampus phantoms |")]

@@ -212,6 +212,7 @@ def test_torchscript_export_matches_eager(fusion, arch):
     torch.testing.assert_close(scripted(x), net(x))
 
 
+@pytest.mark.slow
 def test_swinunetr_backbone_forward_and_trace():
     pytest.importorskip("einops")
     net = FrequencyDisentangledNet("SwinUNETR", 1, 2, fusion="early", arch="paper",

@@ -55,6 +55,7 @@ def _compare(onnx_file: Path, net: torch.nn.Module) -> float:
     return float((got - expected).abs().max() / max(1.0, float(expected.abs().max())))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLES)
 def test_every_bundle_exports_to_onnx_and_onnxruntime_matches_torch(name, tmp_path):
     bundle = ROOT / "bundles" / name
@@ -70,6 +71,7 @@ def test_every_bundle_exports_to_onnx_and_onnxruntime_matches_torch(name, tmp_pa
     assert _compare(tmp_path / "model.onnx", net) < 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("zoo")  # fails, not skips, without ../shared/zoo
 def test_overlaid_zoo_spleen_exports_to_onnx(tmp_path):
     from freq_transforms.overlay import OVERLAY_FILE, write_overlay
@@ -97,6 +99,7 @@ def test_an_fft_setting_says_in_one_line_that_onnx_cannot_export_it(tmp_path):
         "express; export with mask='box', centered=True, a fixed cutoff and (arch='paper') fuse='concat' or 'add'")
 
 
+@pytest.mark.slow
 def test_late_v2_exports_to_onnx_and_onnxruntime_matches_torch(tmp_path):
     """Late v2's low-band correction (pool, head, interpolate) on a size no stride divides, with trained-looking
     (non-zero) correction weights so that its path is what is compared."""

@@ -101,6 +101,7 @@ def _bundle_with_weights(name: str, tmp_path: Path, folds: int = 0) -> Path:
     return bundle
 
 
+@pytest.mark.slow
 def test_the_bundle_inferer_serves_the_ensemble_as_monai_label_calls_it(tmp_path):
     """MONAI Label's BundleInferTask builds ``network_def``, loads ``models/model.pt`` into it (not strictly) and
     calls the config's ``inferer`` with it: that must be the members averaged, and follow the files on disk."""
@@ -163,6 +164,7 @@ def _labels_and_ties(bundle: Path, image: Path, overrides) -> tuple:
     return p_torch.argmax(0), p_onnx.argmax(0), top2[0] - top2[1], float((p_torch - p_onnx).abs().max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TASK_OF))
 def test_onnxruntime_labels_equal_torch_labels_in_every_bundle(name, tmp_path):
     shipped = (ROOT / "bundles" / name / "models" / "model.pt").is_file()
@@ -181,6 +183,7 @@ def test_onnxruntime_labels_equal_torch_labels_in_every_bundle(name, tmp_path):
     assert not bool((differ & (margin >= tie)).any())
 
 
+@pytest.mark.slow
 def test_inference_onnx_runs_the_ensemble_with_mirroring_and_refuses_another_export(tmp_path):
     """The whole inference config in onnxruntime, as a user runs it, against the torch inference config."""
     bundle = _bundle_with_weights("hippocampus_mri_fd_segmentation", tmp_path, folds=2)

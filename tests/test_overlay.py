@@ -94,7 +94,7 @@ NETWORKS = {
 
 
 @pytest.mark.parametrize("config_name", ["train.json", "train.yaml"])
-@pytest.mark.parametrize("kind", list(NETWORKS))
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if k == "SwinUNETR" else k for k in NETWORKS])
 def test_early_v2_overlay_starts_as_the_bundles_own_network(kind, config_name, tmp_path):
     network_def, shape, scripts = NETWORKS[kind]
     root = _bundle(tmp_path, {"network_def": network_def}, config_name, scripts)
@@ -282,6 +282,7 @@ def spleen(tmp_path_factory):
     return root, data, printed.stdout
 
 
+@pytest.mark.slow
 @needs_zoo
 def test_spleen_overlay_prints_the_commands_and_changes_nothing_else(spleen):
     root, _, printed = spleen
@@ -299,6 +300,7 @@ def test_spleen_overlay_prints_the_commands_and_changes_nothing_else(spleen):
         assert (root / "configs" / config.name).read_bytes() == config.read_bytes()
 
 
+@pytest.mark.slow
 @needs_zoo
 def test_spleen_overlay_trains_evaluates_and_infers_with_the_bundles_own_pipeline(spleen):
     from freq_transforms.recipe import recorded_settings
@@ -315,6 +317,7 @@ def test_spleen_overlay_trains_evaluates_and_infers_with_the_bundles_own_pipelin
     assert written == sorted(p.name.replace(".nii.gz", "_trans.nii.gz") for p in (data / "imagesTs").iterdir())
 
 
+@pytest.mark.slow
 @needs_zoo
 def test_spleen_overlay_weights_and_plain_weights_do_not_mix(spleen, tmp_path):
     root, data, _ = spleen
@@ -339,6 +342,7 @@ def test_spleen_overlay_weights_and_plain_weights_do_not_mix(spleen, tmp_path):
         "them without configs/fd_overlay.json in --config_file, or train with it first")
 
 
+@pytest.mark.slow
 @needs_zoo
 def test_spleen_overlay_verify_export_and_equality_at_initialisation(spleen, tmp_path):
     root, _, _ = spleen
@@ -369,6 +373,7 @@ def test_spleen_overlay_two_process_torchrun(spleen, tmp_path):
     assert not any(k.startswith("module.") for k in state) and any(k.startswith("backbone.") for k in state)
 
 
+@pytest.mark.slow
 @needs_zoo
 def test_segmentation_template_yaml_overlay_end_to_end(tmp_path):
     """The zoo's segmentation template (YAML, 4 classes, img*/lbl* files): train, test and infer with the overlay."""

@@ -235,6 +235,7 @@ def _epoch(path: Path) -> int:
     return trainer["iteration"] // trainer["epoch_length"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampling", ["resize", "patch"])  # patch: random crops and iteration-counted epochs
 def test_sigkill_then_same_command_resumes(clean_set, tmp_path, sampling):
     root = tmp_path / "run"

@@ -24,6 +24,7 @@ def _images(items) -> list:
     return sorted(Path(str(item["image"])).name for item in items)
 
 
+@pytest.mark.slow
 def test_sweep_is_the_trial_on_the_bundles_own_split_resumes_exports_and_compares(tmp_path):
     data = write_phantom_dataset("hippocampus", tmp_path / "data", n=8, seed=4, progress=False)
     out = tmp_path / "sweep"
@@ -72,6 +73,7 @@ def test_sweep_is_the_trial_on_the_bundles_own_split_resumes_exports_and_compare
     assert not (tmp_path / "empty").exists()
 
 
+@pytest.mark.slow
 def test_cross_validation_tests_every_case_once_and_keeps_duplicates_together(tmp_path):
     import shutil
 
@@ -205,7 +207,7 @@ def test_demo_reports_an_empty_prediction_instead_of_crashing(tmp_path, monkeypa
 
     from freq_transforms.lab import demo
 
-    def fake_run(bundle, run_dir, common, n, fusion, seed, epochs, test_dir, logging_file):
+    def fake_run(bundle, run_dir, common, n, fusion, seed, epochs, test_dir, logging_file, train_overrides=None):
         hd95 = [2.0, float("nan"), 3.0] if fusion == "early" else [2.5, 2.0, 3.5]
         return {"n_train": n, "fusion": fusion, "arch": "v2", "seed": seed, "fold": None, "epochs": epochs,
                 "val_dice": 0.8, "train_part": 12, "files": ["a.nii.gz", "b.nii.gz", "c.nii.gz"],
@@ -221,14 +223,19 @@ def test_demo_reports_an_empty_prediction_instead_of_crashing(tmp_path, monkeypa
     assert not math.isnan(float(early.split("|")[8].split()[0]))
 
 
-def test_demo_runs_in_patch_mode(tmp_path):
-    """The main job with sampling patch: patches, sliding-window evaluation, the table and the figure."""
+def test_demo_runs_in_patch_mode_with_a_bar_that_counts_epochs(tmp_path, capsys):
+    """The main job with sampling patch: patches, sliding-window evaluation, the table and the figure; its one
+    progress bar moves with every epoch of every run (and each evaluation), and nothing else reaches the console."""
     from freq_transforms.lab import demo
 
     bundle = Path(__file__).resolve().parents[1] / "bundles" / "hippocampus_mri_fd_segmentation"
     report = demo.run_demo(tmp_path / "out", bundle, 8, 2, 1, ["none", "early"], 0, iterations_per_epoch=2,
-                           sampling="patch").read_text()
+                           sampling="patch", backbone="UNet").read_text()
+    assert "(backbone `UNet`," in report and "--backbone UNet" in report
     assert "sampling `patch`), 2 epochs of 2 steps" in report and "--sampling patch" in report
+    err = capsys.readouterr().err
+    assert all(f"| {k}/6 [" in err for k in range(1, 7)), err[-2000:]
+    assert "Warning" not in err and "Loading dataset" not in err
     assert (tmp_path / "out" / "demo.png").stat().st_size > 10_000
     for fusion in ("none", "early"):
         rows = (tmp_path / "out" / "runs" / f"fusion_{fusion}" / "eval" / "validation_metrics.csv").read_text()

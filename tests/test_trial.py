@@ -85,6 +85,7 @@ def test_the_split_is_paired_nested_and_keeps_one_image_in_one_part(hippocampus_
         trial_splits(cases, "image", [9], [0])
 
 
+@pytest.mark.slow
 def test_hippocampus_trial_pairs_fusions_reports_and_resumes(hippocampus_cases, tmp_path):
     out = tmp_path / "trial"
     plan = []
@@ -151,6 +152,7 @@ SPLEEN_SMALL = {"epochs": 1, "train#dataset#num_workers": 0, "train#dataloader#n
                 "dataloader#num_workers": 0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bundle", ["segmentation_template", "spleen_ct_segmentation"])
 def test_zoo_bundle_trial_on_phantoms(bundle, zoo, tmp_path):
     if bundle == "segmentation_template":

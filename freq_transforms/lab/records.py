@@ -34,13 +34,16 @@ def _arch_of(record: Dict[str, Any]) -> str:
 
 
 def train_and_evaluate(bundle: Path, run_dir: Path, common: Dict[str, Any], n: Optional[int], fusion: str, seed: int,
-                       epochs: int, test_dir: Optional[str], logging_file: str) -> Dict[str, Any]:
+                       epochs: int, test_dir: Optional[str], logging_file: str,
+                       train_overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Train (unless ``trained.json`` marks it done) and evaluate one run; return its per-case metrics.
 
-    ``common`` holds the bundle overrides shared by the grid (``dataset_dir``, ``arch``, ...)."""
+    ``common`` holds the bundle overrides shared by the grid (``dataset_dir``, ``arch``, ...);
+    ``train_overrides`` those of the training alone (the demo's progress handler)."""
     overrides = {**common, "bundle_root": str(run_dir), "n_train": n, "fusion": fusion, "seed": seed}
     if not (run_dir / "trained.json").is_file():  # a kill during training resumes from models/resume.pt
-        run_bundle(bundle, ["train"], logging_file=logging_file, epochs=epochs, **overrides)
+        run_bundle(bundle, ["train"], logging_file=logging_file, epochs=epochs, **overrides,
+                   **(train_overrides or {}))
         atomic_write_text(run_dir / "trained.json", json.dumps({"epochs": epochs}))
     run_bundle(bundle, ["train", "evaluate"], logging_file=logging_file, test_dataset_dir=test_dir, **overrides)
     dice = read_metric_csv(run_dir / "eval" / "test_mean_dice_raw.csv")

@@ -118,11 +118,14 @@ def averaged_network(network: nn.Module, tta: bool = False, ensemble: bool = Fal
         return network
     members = [network]
     if ensemble:
-        members = []
-        for path in ensemble_members(models_dir):
+        members, paths = [], ensemble_members(models_dir)
+        for path in paths:
             member = copy.deepcopy(network)
             load_weights(member, path, map_location)
             members.append(member.eval())
+        logger.info(f"ensemble of {len(paths)}: {', '.join(p.parent.name for p in paths)} (under {models_dir})")
+    if tta:
+        logger.info(f"test-time mirroring: {len(mirror_flips(mirror_axes))} copies (axes {list(mirror_axes)})")
     return MeanProbabilities(members, mirror_axes if tta else ())
 
 

@@ -1,0 +1,258 @@
+"""What a MONAI user meets first: the installed package carries the repository's bundles, MONAI's own loading and
+export commands work on them as written, and a mistake on the way is one line."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import cli_runner
+from freq_transforms.bundle_paths import shipped_weights
+from freq_transforms.lab.phantoms import write_phantom_dataset
+from freq_transforms.networks import FrequencyDisentangledNet
+from freq_transforms.recipe import read_state_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLES = sorted(p.parent.parent.name for p in (ROOT / "bundles").glob("*/configs/train.json"))
+WITH_WEIGHTS = [name for name in BUNDLES if (ROOT / "bundles" / name / "models" / "model.pt").is_file()]
+HEART = "heart_mri_fd_segmentation"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The package's wheel, built from this checkout as pip builds it."""
+    import importlib.util
+
+    out = tmp_path_factory.mktemp("wheel")
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation, "-w", str(out),
+                    str(ROOT)], check=True, timeout=600)
+    return next(out.glob("freq_transforms-*.whl"))
+
+
+def test_the_wheel_carries_every_weights_file_the_bundles_ship(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        packed = {n for n in archive.namelist() if "/models/" in n}
+    shipped = {f"freq_transforms/bundles/{p.relative_to(ROOT / 'bundles').as_posix()}"
+               for name in BUNDLES for p in shipped_weights(ROOT / "bundles" / name)}
+    assert f"freq_transforms/bundles/{HEART}/models/fold1/model.pt" in shipped
+    assert shipped <= packed, sorted(shipped - packed)
+
+
+def _fresh_venv(tmp_path: Path, wheel: Path) -> Path:
+    """A new venv with the wheel installed; its dependencies are this interpreter's (a path entry, so the checkout's
+    editable install, a .pth hook of that site folder, is not seen)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    ours = [p for p in sys.path if p.endswith("site-packages")]
+    (Path(site) / "borrowed_dependencies.pth").write_text("\n".join(ours) + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)], check=True, timeout=600)
+    return python
+
+
+@pytest.mark.slow
+def test_the_installed_heart_bundle_averages_the_members_it_ships(wheel, tmp_path):
+    python = _fresh_venv(tmp_path, wheel)
+    where = subprocess.run([str(python), "-m", "freq_transforms", "bundles", "list"], cwd=tmp_path,
+                           capture_output=True, text=True, check=True).stdout
+    line = next(row for row in where.splitlines() if HEART in row)
+    assert "site-packages" in line and "fold0/model.pt, fold1/model.pt" in line
+    bundle = Path(line.split(": ", 1)[1])
+    data = write_phantom_dataset("heart", tmp_path / "data", n=1, seed=3, shape=(48, 48, 32), progress=False)
+    result = subprocess.run([str(python), "-m", "monai.bundle", "run", "--config_file",
+                             str(bundle / "configs" / "inference.json"), "--bundle_root", str(bundle),
+                             "--input_dir", str(data / "imagesTr"), "--output_dir", str(tmp_path / "out"),
+                             "--num_workers", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ensemble of 2: fold0, fold1" in result.stdout + result.stderr
+    assert len(list((tmp_path / "out").glob("*_seg.nii.gz"))) == 1
+
+
+def test_bundles_list_says_where_each_bundle_is_its_version_and_weights():
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "bundles", "list"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {row.split()[0]: row for row in result.stdout.splitlines()[1:]}
+    assert sorted(rows) == BUNDLES
+    for name, row in rows.items():
+        version = json.loads((ROOT / "bundles" / name / "configs" / "metadata.json").read_text())["version"]
+        assert f"{name} {version} (" in row and row.endswith(str(ROOT / "bundles" / name))
+        assert ("no weights" in row) == (name not in WITH_WEIGHTS)
+    assert "(model.pt, fold0/model.pt, fold1/model.pt)" in rows[HEART]
+
+
+LOAD = """
+import json, sys, monai.bundle, torch
+net = monai.bundle.load(name=sys.argv[1], bundle_dir=sys.argv[2], source="github", workflow_type="inference")
+torch.manual_seed(0)
+x = torch.rand(1, 1, *json.loads(sys.argv[3]))
+with torch.no_grad():
+    torch.save({"type": type(net).__name__, "out": net.eval()(x), "x": x}, sys.argv[4])
+"""
+
+
+@pytest.mark.parametrize("name", WITH_WEIGHTS)
+def test_monai_bundle_load_and_from_weights_give_the_shipped_network_without_any_data(name, tmp_path):
+    """No data folder exists here (dataset_dir is /workspace/data/...): building the workflow reads none."""
+    bundle = ROOT / "bundles" / name
+    config = json.loads((bundle / "configs" / "inference.json").read_text())
+    assert not Path(config["dataset_dir"]).exists()
+    size = config["patch_size"]
+    result = subprocess.run([sys.executable, "-c", LOAD, name, str(ROOT / "bundles"), json.dumps(size),
+                             str(tmp_path / "out.pt")], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = torch.load(tmp_path / "out.pt", weights_only=True)
+    assert loaded["type"] == "FrequencyDisentangledNet"
+    net = FrequencyDisentangledNet.from_weights(bundle / "models" / "model.pt")
+    assert not net.training and "deep_supervision" not in net.config["backbone_kwargs"]
+    state = read_state_dict(bundle / "models" / "model.pt")
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, state[key])
+    with torch.no_grad():
+        torch.testing.assert_close(net(loaded["x"]), loaded["out"], atol=1e-5, rtol=1e-5)
+
+
+def test_from_weights_names_a_missing_file_or_one_without_a_record(tmp_path):
+    from freq_transforms.errors import DataError
+
+    with pytest.raises(DataError, match="nope.pt does not exist"):
+        FrequencyDisentangledNet.from_weights(tmp_path / "nope.pt")
+    torch.save(torch.nn.Conv3d(1, 2, 1).state_dict(), tmp_path / "plain.pt")
+    with pytest.raises(DataError, match="plain.pt carries no recipe record"):
+        FrequencyDisentangledNet.from_weights(tmp_path / "plain.pt")
+
+
+def _readme_command(bundle: Path, subcommand: str) -> list:
+    """The bundle README's ``python -m monai.bundle <subcommand>`` line, continuation lines joined, as words."""
+    text = (bundle / "docs" / "README.md").read_text().replace("\\\n", " ")
+    line = next(row for row in text.splitlines() if row.startswith(f"python -m monai.bundle {subcommand} "))
+    return line.split()
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_the_zoo_checks_and_torchscript_export_work_as_each_readme_writes_them(name, tmp_path):
+    """What the model zoo's verify_bundle.py runs: verify_net_in_out and ckpt_export of the inference config with
+    its defaults; the TorchScript file computes what the shipped (or, without weights, fresh) network does."""
+    bundle = tmp_path / name
+    shutil.copytree(ROOT / "bundles" / name, bundle)
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    if not (bundle / "models" / "model.pt").is_file():
+        (bundle / "models").mkdir()
+        torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
+    verify = [sys.executable, "-m", "monai.bundle", "verify_net_in_out", "network_def", "--meta_file",
+              "configs/metadata.json", "--config_file", "configs/inference.json"]
+    export = [sys.executable, *_readme_command(bundle, "ckpt_export")[1:]]
+    for cmd in (verify, export):
+        result = cli_runner.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{' '.join(cmd)}:\n{result.stderr[-3000:]}"
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True),
+                        strict=False)
+    x = torch.rand(1, 1, *(parser["patch_size"] if parser["sampling"] == "patch" else parser["spatial_size"]))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(bundle / "models" / "model.ts"))(x), net.eval()(x),
+                                   atol=1e-4, rtol=1e-4)
+
+
+def test_weights_with_training_heads_load_into_the_inference_network_with_a_reason(caplog):
+    from freq_transforms.checkpoint import load_weights
+
+    bundle = ROOT / "bundles" / HEART
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    net = parser.get_parsed_content("network_def")
+    with caplog.at_level("INFO", logger="freq_transforms.checkpoint"):
+        load_weights(net, bundle / "models" / "model.pt")
+    assert "training-only heads (deep supervision) left out" in caplog.text
+
+
+def test_inference_without_a_bundle_root_stops_in_one_line(tmp_path):
+    """Run from a folder that is not the bundle (the installed bundle's configs, bundle_root "."): one error line
+    saying which file is missing and how to point at it; no traceback on either stream."""
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=1, seed=2, progress=False)
+    config = ROOT / "bundles" / "hippocampus_mri_fd_segmentation" / "configs" / "inference.json"
+    result = cli_runner.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", str(config),
+                             "--input_dir", str(data / "imagesTr"), "--num_workers", "0"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    errors = [row for row in result.stderr.splitlines() if row.startswith("error: ")]
+    assert len(errors) == 1 and "checkpoint models/model.pt does not exist" in errors[0]
+    assert "--bundle_root" in errors[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "FutureWarning" not in result.stderr
+
+
+def test_a_command_that_needs_a_missing_module_says_what_to_install(tmp_path, monkeypatch, capsys):
+    """``python -m freq_transforms onnx`` without onnx installed: one line naming the package."""
+    from freq_transforms import cli
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["onnx", str(ROOT / "bundles" / "hippocampus_mri_fd_segmentation"), "--out",
+                  str(tmp_path / "model.onnx")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.fullmatch(r"error: onnx(script)? is not installed: pip install onnx(script)?", err[0])
+    assert not (tmp_path / "model.onnx").exists()
+
+
+OVERLAID_NET = {"_target_": "UNet", "spatial_dims": 2, "in_channels": 3, "out_channels": 2, "channels": [8, 16],
+                "strides": [2], "num_res_units": 0}
+
+
+def test_the_overlay_reads_only_the_sections_a_bundle_has(tmp_path):
+    """A bundle whose train config has no ``validate`` section, and an evaluate config with a network_def of its own
+    that sets ``validate#handlers`` (the zoo's HoVerNet bundle lays its configs out this way)."""
+    root = tmp_path / "bundle"
+    (root / "configs").mkdir(parents=True)
+    train = {"imports": ["$import torch"], "device": "cpu", "patch_size": [64, 64], "network_def": OVERLAID_NET,
+             "network": "$@network_def.to(@device)",
+             "train": {"inferer": {"_target_": "SimpleInferer"}, "handlers": []}}
+    evaluate = {"network_def": OVERLAID_NET, "validate#handlers": [{"_target_": "StatsHandler"}],
+                "evaluating": ["$@validate#evaluator.run()"]}
+    (root / "configs" / "train.json").write_text(json.dumps(train))
+    (root / "configs" / "evaluate.json").write_text(json.dumps(evaluate))
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "overlay", str(root)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (root / "configs" / "fd_overlay.json").is_file()
+    overlay = json.loads((root / "configs" / "fd_overlay.json").read_text())
+    assert overlay["network_def"]["probe_size"] == [64, 64]
+    assert "evaluate: python -m monai.bundle run --config_file \"['configs/train.json','configs/evaluate.json'," \
+           "'configs/fd_overlay.json']\"" in result.stdout
+
+
+def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
+    """The front page's "In Python" block, run in a folder with one image file: the shipped network loads both ways
+    and computes the same, and the workflow writes one label map on the image's grid."""
+    import nibabel as nib
+
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("## In Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    data = write_phantom_dataset("hippocampus", tmp_path / "data", n=1, seed=5, progress=False)
+    image = next((data / "imagesTr").glob("*.nii.gz"))
+    shutil.copy(image, tmp_path / "case.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["logits"].shape == (1, 3, 64, 64, 48)
+    x = torch.rand(1, 1, 64, 64, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(scope["net"].eval()(x), scope["same"](x))
+    label = nib.load(str(tmp_path / "predictions" / "case_seg.nii.gz"))
+    assert label.shape == nib.load(str(image)).shape
