@@ -18,7 +18,8 @@ from .errors import DataError, OnnxExportError, SettingsError
 from .fd_options import ARCHS, FUSE_OPS, FUSIONS
 
 __all__ = ["SettingsError", "OnnxExportError", "flag", "Flags", "optional", "Optionals", "check_settings",
-           "check_overrides", "check_fd_settings", "check_patch_size", "one_line_errors"]
+           "check_overrides", "check_fd_settings", "check_patch_size", "one_line_errors",
+           "install_one_line_errors"]
 
 MASKS = ("box", "ball", "gaussian")
 INTENSITIES = ("paper", "ct_window", "percentile")
@@ -284,8 +285,8 @@ def _input_error(error: BaseException) -> Optional[BaseException]:
 
 def one_line_errors() -> None:
     """Make an uncaught exception caused by a bad setting or input file print ``error: <message>`` and nothing
-    else (exit status 1). Every other exception keeps the usual traceback. Installed once, when this module is
-    imported."""
+    else (exit status 1). Every other exception keeps the usual traceback. Installed once
+    (:func:`install_one_line_errors`)."""
     previous = sys.excepthook
     if getattr(previous, "freq_transforms_one_line", False):
         return
@@ -322,5 +323,12 @@ def _log_without_traceback() -> None:
     logging.setLogRecordFactory(factory)
 
 
-one_line_errors()
-_log_without_traceback()
+def install_one_line_errors() -> bool:
+    """Make a bad setting or input file end a ``python -m monai.bundle run`` in one ``error: ...`` line: the
+    interpreter's excepthook prints such an error alone, and log records of it lose their traceback. Nothing else
+    changes; calling it again changes nothing. Each bundle's ``initialize`` calls it first, the command line's
+    ``main`` too; importing this module does not. Returns ``True`` (so a config expression can call it)."""
+    one_line_errors()
+    _log_without_traceback()
+    return True
+

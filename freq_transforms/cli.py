@@ -54,6 +54,9 @@ def run(name: str, args: List[str]) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point; bad input ends with a one-line ``error: ...`` and exit code 2."""
+    from .bundle_checks import install_one_line_errors
+
+    install_one_line_errors()  # the commands that run bundles in this process (demo, trial, sweep) end as theirs do
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if not argv or argv[0] in ("-h", "--help", "help"):

@@ -22,7 +22,7 @@ from torch import nn
 
 from monai.networks.utils import eval_mode
 
-from . import bundle_checks  # noqa: F401  (one-line errors for monai.bundle runs that load the overlay)
+from . import bundle_checks
 from .atomic import atomic_write_text
 from .bundle_input_size import bundle_input_sizes
 from .checkpoint import describe_mismatch
@@ -92,6 +92,9 @@ class FrequencyOverlay(FrequencyDisentangledNet):
                  cutoff: float = 0.1, mask: str = "box", features: int = 8, fuse: str = "concat",
                  centered: bool = True, learnable_cutoff: bool = False, overlay_file: str = OVERLAY_FILE,
                  probe_size: Optional[Sequence[int]] = None) -> None:
+        # the overlay's named step of a zoo bundle's run: its configs' initialize is the bundle's own, so building
+        # the overlaid network installs the one-line errors the bundles here install in theirs
+        bundle_checks.install_one_line_errors()
         network = backbone_factory()
         layer = first_conv(network)
         spatial_dims = 3 if isinstance(layer, nn.Conv3d) else 2

@@ -45,8 +45,9 @@ def test_an_error_without_the_hook_prints_a_traceback_as_a_subprocess_does(tmp_p
 
 
 def test_with_the_hook_both_print_the_one_line(tmp_path):
+    """The bundles install the hook as the first step of their ``initialize``; importing the module does not."""
     raiser = "$(_ for _ in ()).throw(freq_transforms.errors.DataError('case_7.nii.gz is truncated'))"
-    cmd = _config(tmp_path, [raiser],
+    cmd = _config(tmp_path, ["$freq_transforms.bundle_checks.install_one_line_errors()", raiser],
                   ["$import freq_transforms", "$import freq_transforms.errors", "$import freq_transforms.bundle_checks"])
     forked, plain = _both(cmd, tmp_path)
     assert forked.returncode == plain.returncode == 1

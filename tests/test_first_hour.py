@@ -206,3 +206,17 @@ def test_the_demo_page_shows_the_demo_table_as_the_demo_prints_it():
     assert tables == [SUMMARY_HEADER]
     rows = [line for line in section.splitlines() if line.startswith("| hippocampus phantoms |")]
     assert len(rows) == 2 and all(row.count("|") == SUMMARY_HEADER.count("|") for row in rows)
+
+
+def test_the_front_page_is_short_and_starts_with_the_two_commands():
+    """A new user meets the two commands first and a page of at most 200 lines; the rest lives under docs/, and
+    every page the front page links to exists."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert [line.split()[:2] for line in first_block] == [["bash", "ci/demo.sh"], ["bash", "ci/test.sh"]]
+    import re
+
+    for link in re.findall(r"\]\((docs/[^)#]+)\)", readme):
+        assert (root / link).is_file(), link

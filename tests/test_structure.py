@@ -2,6 +2,8 @@
 the lab apart from the library, and a current import picture in docs/architecture.md."""
 
 import ast
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,3 +58,34 @@ def test_every_subpackage_is_in_the_wheel():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "freq_transforms").rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+IMPORT_STATE = """
+import importlib, json, logging, pkgutil, sys, warnings
+# third-party packages first: what importing them changes is theirs (and happens in any program that uses them)
+for name in ("torch", "monai", "monai.bundle", "ignite.engine", "ignite.handlers", "numpy", "scipy.stats", "nibabel",
+             "matplotlib", "fire", "tqdm", "onnx", "onnxruntime"):
+    importlib.import_module(name)
+def state():
+    return {"sys.excepthook": repr(sys.excepthook), "logging record factory": repr(logging.getLogRecordFactory()),
+            "sys.path": list(sys.path), "warnings filters": repr(warnings.filters)}
+import freq_transforms
+before, changed = state(), []
+for info in pkgutil.walk_packages(freq_transforms.__path__, "freq_transforms."):
+    if not info.name.endswith("__main__"):
+        importlib.import_module(info.name)
+        now = state()
+        changed += [[info.name, key] for key in before if now[key] != before[key]]
+        before = now
+print(json.dumps(changed))
+"""
+
+
+def test_importing_any_module_changes_nothing_global():
+    """A notebook, a test runner or a MONAI Label server that imports any module of the package keeps its
+    excepthook, logging record factory, sys.path and warnings filters; the one-line errors are installed by the
+    command line's main and by each bundle's initialize (freq_transforms.bundle_checks.install_one_line_errors)."""
+    result = subprocess.run([sys.executable, "-c", IMPORT_STATE], capture_output=True, text=True, timeout=600,
+                            cwd=ROOT.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
