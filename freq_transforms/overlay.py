@@ -174,12 +174,17 @@ def _build_bundle_network(bundle_root: Path, configs: List[Path]) -> nn.Module:
 
 
 def _runs_at(network: nn.Module, in_channels: int, size: Sequence[int]) -> bool:
+    """Whether ``network`` takes ``size``; a network that does but returns a dict (several tasks' outputs, as
+    HoVerNet) is refused: FD pads, crops and corrects class logits, one tensor or a list of heads."""
     try:
         with eval_mode(network):
-            first_tensor(network(torch.rand(1, in_channels, *size)))
-        return True
+            output = network(torch.rand(1, in_channels, *size))
     except Exception:  # noqa: BLE001  (networks refuse sizes with RuntimeError, ValueError, AssertionError, ...)
         return False
+    if isinstance(output, dict):
+        raise OverlayError(f"{type(network).__name__} returns a dict ({', '.join(map(str, output))}), not class "
+                           "logits: FD wraps networks whose output is one tensor or a list of deep-supervision heads")
+    return True
 
 
 def _input_size(bundle_root: Path, train: Path, network: nn.Module) -> List[int]:

@@ -3,6 +3,7 @@ export commands work on them as written, and a mistake on the way is one line.""
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -131,39 +132,67 @@ def test_from_weights_names_a_missing_file_or_one_without_a_record(tmp_path):
         FrequencyDisentangledNet.from_weights(tmp_path / "plain.pt")
 
 
-def _readme_command(bundle: Path, subcommand: str) -> list:
-    """The bundle README's ``python -m monai.bundle <subcommand>`` line, continuation lines joined, as words."""
+def _readme_command(bundle: Path, command: str) -> list:
+    """The bundle README's line that starts with ``command``, continuation lines joined, as a shell splits it."""
     text = (bundle / "docs" / "README.md").read_text().replace("\\\n", " ")
-    line = next(row for row in text.splitlines() if row.startswith(f"python -m monai.bundle {subcommand} "))
-    return line.split()
+    line = next(row for row in text.splitlines() if row.startswith(command + " "))
+    return [sys.executable, *shlex.split(line)[1:]]
+
+
+def _bundle_with_weights(name: str, tmp_path: Path):
+    """A copy of the bundle, with fresh weights where it ships none, and its inference config parsed."""
+    from monai.bundle import ConfigParser
+
+    bundle = tmp_path / name
+    shutil.copytree(ROOT / "bundles" / name, bundle)
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    if not (bundle / "models" / "model.pt").is_file():
+        (bundle / "models").mkdir()
+        torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True),
+                        strict=False)
+    size = parser["patch_size"] if parser["sampling"] == "patch" else parser["spatial_size"]
+    return bundle, net.eval(), torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0))
+
+
+def _ok(cmd: list, cwd: Path) -> None:
+    result = cli_runner.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))}:\n{result.stderr[-3000:]}"
 
 
 @pytest.mark.parametrize("name", BUNDLES)
 def test_the_zoo_checks_and_torchscript_export_work_as_each_readme_writes_them(name, tmp_path):
     """What the model zoo's verify_bundle.py runs: verify_net_in_out and ckpt_export of the inference config with
     its defaults; the TorchScript file computes what the shipped (or, without weights, fresh) network does."""
-    bundle = tmp_path / name
-    shutil.copytree(ROOT / "bundles" / name, bundle)
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    if not (bundle / "models" / "model.pt").is_file():
-        (bundle / "models").mkdir()
-        torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
-    verify = [sys.executable, "-m", "monai.bundle", "verify_net_in_out", "network_def", "--meta_file",
-              "configs/metadata.json", "--config_file", "configs/inference.json"]
-    export = [sys.executable, *_readme_command(bundle, "ckpt_export")[1:]]
-    for cmd in (verify, export):
-        result = cli_runner.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, f"{' '.join(cmd)}:\n{result.stderr[-3000:]}"
-    net = parser.get_parsed_content("network_def")
-    net.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True),
-                        strict=False)
-    x = torch.rand(1, 1, *(parser["patch_size"] if parser["sampling"] == "patch" else parser["spatial_size"]))
+    bundle, net, x = _bundle_with_weights(name, tmp_path)
+    _ok([sys.executable, "-m", "monai.bundle", "verify_net_in_out", "network_def", "--meta_file",
+         "configs/metadata.json", "--config_file", "configs/inference.json"], bundle)
+    _ok(_readme_command(bundle, "python -m monai.bundle ckpt_export"), bundle)
     with torch.no_grad():
-        torch.testing.assert_close(torch.jit.load(str(bundle / "models" / "model.ts"))(x), net.eval()(x),
+        torch.testing.assert_close(torch.jit.load(str(bundle / "models" / "model.ts"))(x), net(x),
                                    atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUNDLES)
+def test_the_onnx_export_works_as_each_readme_writes_it(name, tmp_path):
+    """The README's onnx_export line and the line that stamps the recipe into it: onnxruntime computes what torch
+    does, and the file carries the weights' recipe."""
+    import onnxruntime
+
+    from freq_transforms.recipe import read_recipe
+
+    bundle, net, x = _bundle_with_weights(name, tmp_path)
+    _ok(_readme_command(bundle, "python -m monai.bundle onnx_export"), bundle)
+    _ok(_readme_command(bundle, "python -m freq_transforms recipe models/model.pt --into"), bundle)
+    session = onnxruntime.InferenceSession(str(bundle / "models" / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+    with torch.no_grad():
+        expected = net(x)
+    assert float((got - expected).abs().max()) < 1e-4 * max(1.0, float(expected.abs().max()))
+    assert read_recipe(bundle / "models" / "model.onnx") == read_recipe(bundle / "models" / "model.pt")
 
 
 def test_weights_with_training_heads_load_into_the_inference_network_with_a_reason(caplog):
@@ -256,3 +285,37 @@ def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
         torch.testing.assert_close(scope["net"].eval()(x), scope["same"](x))
     label = nib.load(str(tmp_path / "predictions" / "case_seg.nii.gz"))
     assert label.shape == nib.load(str(image)).shape
+
+
+DICT_NET = """
+import torch
+from torch import nn
+
+class TwoTasks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.first(x)
+        return {"nucleus_prediction": y[:, :2], "type_prediction": y}
+"""
+
+
+def test_the_overlay_refuses_a_network_with_several_outputs_in_one_line(tmp_path):
+    """HoVerNet returns a dict of task outputs: one line naming them, nothing written."""
+    root = tmp_path / "bundle"
+    (root / "configs").mkdir(parents=True)
+    (root / "scripts").mkdir()
+    (root / "scripts" / "__init__.py").write_text("")
+    (root / "scripts" / "net.py").write_text(DICT_NET)
+    train = {"patch_size": [32, 32], "network_def": {"_target_": "scripts.net.TwoTasks"},
+             "network": "$@network_def.to('cpu')"}
+    (root / "configs" / "train.json").write_text(json.dumps(train))
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "overlay", str(root)], capture_output=True,
+                            text=True, timeout=300)
+    for module in [m for m in sys.modules if m == "scripts" or m.startswith("scripts.")]:
+        del sys.modules[module]
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "TwoTasks returns a dict (nucleus_prediction, type_prediction), not class logits" in result.stderr
+    assert not (root / "configs" / "fd_overlay.json").exists()
