@@ -188,7 +188,8 @@ def sweep(bundle: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8, 17
 def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 8),
           seeds: Sequence[int] = (0, 1, 2), fusion: Sequence[str] = ("none", "early", "late"),
           folds: Optional[int] = None, overrides: Optional[Dict] = None, test_dir: Optional[str] = None,
-          estimate: bool = True, split: str = "trial") -> str:
+          estimate: bool = True, split: str = "trial", margin: Optional[float] = None,
+          min_cases: Optional[int] = None) -> str:
     """Does FD help on my data? Train the bundle with and without FD on the same cases, seeds and budget; report
     paired test Dice with CIs (out/trial.md, trial.json, trial.png). Resumable.
 
@@ -204,14 +205,20 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
         test_dir: test cases from another folder (same layout) instead of a held-out part.
         estimate: time one epoch first to say how long the trial takes.
         split: trial (the trial splits the cases) or bundle (the bundle's own n_train, seed, folds keys do).
+        margin: Dice points of practical equivalence (default 0.5): the verdict is a gain or a loss where the paired
+            CI lies beyond +-margin, level where it lies within, inconclusive otherwise.
+        min_cases: fewer test cases than this (default 10) show no interval, only the mean difference.
     """
     from .trial import run_trial
+    from .trial.report import VerdictRules
 
     sizes = [None if str(n) == "all" else int(n) for n in _as_list(n_train)]
+    given = {"margin": margin, "min_cases": min_cases}
+    rules = VerdictRules(**{key: value for key, value in given.items() if value is not None})
     summary = run_trial(Path(bundle_root), Path(dataset_dir), Path(out), sizes,
                         [int(s) for s in _as_list(seeds)], [str(f) for f in _as_list(fusion)],
                         int(folds) if folds else None, dict(overrides or {}), Path(test_dir) if test_dir else None,
-                        estimate, str(split))
+                        estimate, str(split), rules=rules)
     return f"{Path(out) / 'trial.md'}: " + "; ".join(c["verdict"] for c in summary["comparisons"])
 
 

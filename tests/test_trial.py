@@ -102,6 +102,7 @@ def test_hippocampus_trial_pairs_fusions_reports_and_resumes(hippocampus_cases, 
     assert dice and all(0 <= d <= 1 for d in dice)
     [comparison] = summary["comparisons"]
     assert comparison["verdict"].startswith("early v2 ") and "at n = 2" in comparison["verdict"]
+    assert "[" not in comparison["verdict"] or "did not learn" in comparison["verdict"]  # 2 test cases: no CI
     assert "| 2 | early v2 |" in (out / "trial.md").read_text() and (out / "trial.png").stat().st_size > 1000
     # resumed: the finished runs are kept; a missing one is run again, alone
     kept = (out / "runs" / "fold0_n2_s0_none" / "result.json").stat().st_mtime
@@ -170,3 +171,34 @@ def test_zoo_bundle_trial_on_phantoms(bundle, zoo, tmp_path):
     for run in report["runs"]:
         assert run["test"] and all(len(case["dice"]) == report["plan"]["classes"] - 1 for case in run["test"].values())
     assert not any((zoo / bundle / "configs").glob("fd_overlay.json"))  # the user's bundle is left as it was
+
+
+@pytest.mark.parametrize("interval,cases,dice,said", [
+    ((0.012, 0.008, 0.017), 42, (0.86, 0.85), "early v2 +1.2 [0.8, 1.7]: gain at n = 4 (CI above +0.5 points)"),
+    ((-0.014, -0.021, -0.007), 42, (0.84, 0.85), "early v2 -1.4 [-2.1, -0.7]: loss at n = 4 (CI below -0.5 points)"),
+    ((0.001, -0.003, 0.004), 42, (0.85, 0.85), "early v2 +0.1 [-0.3, 0.4]: level at n = 4 (CI within ±0.5 points)"),
+    ((0.003, -0.002, 0.009), 42, (0.85, 0.85),
+     "early v2 +0.3 [-0.2, 0.9]: inconclusive at n = 4 (CI reaches beyond ±0.5 points)"),
+    # the zoo template on 2 phantom test cases once said "evidence of a gain" for +0.03 [0.02, 0.03]
+    ((0.0003, 0.0002, 0.0003), 2, (0.86, 0.85),
+     "early v2 +0.0 at n = 4: 2 test cases, too few for an interval (at least 10, --min_cases)"),
+    # neither model learned (test Dice about 0.9 %): no comparison is worded from it
+    ((0.0003, -0.002, 0.003), 42, (0.009, 0.008),
+     "early v2 at n = 4: did not learn (test Dice 0.9, none 0.8): raise the budget"),
+])
+def test_verdicts_are_worded_against_a_margin_of_practical_equivalence(interval, cases, dice, said):
+    from freq_transforms.metrics import Interval
+    from freq_transforms.trial.report import verdict
+
+    assert verdict("early", 4, Interval(*interval), cases, dice) == said
+
+
+def test_a_wider_margin_turns_a_gain_level_and_a_bad_margin_is_one_line(tmp_path):
+    from freq_transforms.metrics import Interval
+    from freq_transforms.trial.report import VerdictRules, verdict
+
+    assert ": level at" in verdict("early", 4, Interval(0.012, 0.008, 0.017), 42, (0.86, 0.85), VerdictRules(margin=2))
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "trial", str(HIPPO), str(tmp_path), str(tmp_path),
+                             "--margin", "-1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --margin must be a number of Dice points >= 0, got -1"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -20,7 +21,7 @@ from ..metrics import Interval, bootstrap_ci, paired_difference_ci
 from .plan import n_label, sorted_sizes
 from .scoring import case_mean
 
-__all__ = ["summarise", "verdict", "write_report"]
+__all__ = ["VerdictRules", "summarise", "verdict", "write_report"]
 
 FUSION_LABEL = {"none": "none", "early": "early v2", "late": "late v2"}
 
@@ -43,18 +44,54 @@ def _interval(values: Dict[str, float]) -> Dict[str, float]:
     return {"mean": ci.mean, "low": ci.low, "high": ci.high, "cases": len(values)}
 
 
-def verdict(fusion: str, n: Optional[int], difference: Interval) -> str:
-    """One line worded from the CI of the paired Dice difference (points)."""
+@dataclass(frozen=True)
+class VerdictRules:
+    """How the paired test Dice difference to ``none`` is worded.
+
+    ``margin``: Dice points of practical equivalence around 0: a CI above ``+margin`` is a gain, below ``-margin`` a
+    loss, inside ``±margin`` level, anything else inconclusive. ``min_cases``: with fewer test cases no interval is
+    shown (a bootstrap over 2 cases is no interval). ``learned``: test Dice (fraction) below which a model did not
+    learn: one that finds nothing of a structure scores about 0, one that finds some of it tens of points."""
+
+    margin: float = 0.5
+    min_cases: int = 10
+    learned: float = 0.10
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.margin, (int, float)) and self.margin >= 0):
+            raise ValueError(f"--margin must be a number of Dice points >= 0, got {self.margin!r}")
+        if not (isinstance(self.min_cases, int) and self.min_cases >= 2):
+            raise ValueError(f"--min_cases must be a whole number >= 2, got {self.min_cases!r}")
+
+
+def verdict(fusion: str, n: Optional[int], difference: Interval, cases: int, dice: Tuple[float, float],
+            rules: VerdictRules = VerdictRules()) -> str:
+    """One line worded from the CI of the paired Dice difference (fractions; printed in points) over ``cases`` test
+    cases, with ``dice`` the mean test Dice of the fusion and of ``none``.
+
+    Example::
+
+        >>> verdict("early", 4, Interval(0.012, 0.008, 0.017), 42, (0.86, 0.85))
+        'early v2 +1.2 [0.8, 1.7]: gain at n = 4 (CI above +0.5 points)'
+    """
+    label, at = FUSION_LABEL.get(fusion, fusion), f"n = {n_label(n)}"
+    if max(dice) < rules.learned:
+        return (f"{label} at {at}: did not learn (test Dice {100 * dice[0]:.1f}, none {100 * dice[1]:.1f}): raise "
+                "the budget")
     points = [difference.mean * 100, difference.low * 100, difference.high * 100]
+    if cases < rules.min_cases:
+        return (f"{label} {points[0]:+.1f} at {at}: {cases} test cases, too few for an interval (at least "
+                f"{rules.min_cases}, --min_cases)")
     digits = 1 if len({f"{p:.1f}" for p in points}) == 3 else 2  # one decimal unless it hides the interval
-    said = f"{FUSION_LABEL.get(fusion, fusion)} {points[0]:+.{digits}f} [{points[1]:.{digits}f}, " \
-           f"{points[2]:.{digits}f}]"
-    at = f"n = {n_label(n)}"
-    if difference.low > 0:
-        return f"{said}: evidence of a gain at {at}"
-    if difference.high < 0:
-        return f"{said}: evidence of a loss at {at}"
-    return f"{said}: no evidence of a {'gain' if difference.mean >= 0 else 'loss'} at {at}"
+    said = f"{label} {points[0]:+.{digits}f} [{points[1]:.{digits}f}, {points[2]:.{digits}f}]"
+    margin = rules.margin
+    if points[1] > margin:
+        return f"{said}: gain at {at} (CI above +{margin:g} points)"
+    if points[2] < -margin:
+        return f"{said}: loss at {at} (CI below -{margin:g} points)"
+    if points[1] >= -margin and points[2] <= margin:
+        return f"{said}: level at {at} (CI within ±{margin:g} points)"
+    return f"{said}: inconclusive at {at} (CI reaches beyond ±{margin:g} points)"
 
 
 def _grouped(results: Sequence[Dict[str, Any]]) -> Dict[Tuple[Optional[int], str], List[Dict[str, Any]]]:
@@ -64,7 +101,7 @@ def _grouped(results: Sequence[Dict[str, Any]]) -> Dict[Tuple[Optional[int], str
     return groups
 
 
-def summarise(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+def summarise(results: Sequence[Dict[str, Any]], rules: VerdictRules = VerdictRules()) -> Dict[str, Any]:
     """The rows of the report (one per n and fusion) and the paired comparisons to ``none``."""
     groups = _grouped(results)
     rows, comparisons = [], []
@@ -85,10 +122,12 @@ def summarise(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             base = _per_case(none, "test", "dice")
             shared = sorted(set(base) & set(test_dice))
             if shared:
-                difference = paired_difference_ci([test_dice[c] for c in shared], [base[c] for c in shared])
+                mine, theirs = [test_dice[c] for c in shared], [base[c] for c in shared]
+                difference = paired_difference_ci(mine, theirs)
+                said = verdict(fusion, n, difference, len(shared), (float(np.mean(mine)), float(np.mean(theirs))),
+                               rules)
                 comparisons.append({"n": n, "fusion": fusion, "cases": len(shared), "mean": difference.mean,
-                                    "low": difference.low, "high": difference.high,
-                                    "verdict": verdict(fusion, n, difference)})
+                                    "low": difference.low, "high": difference.high, "verdict": said})
     return {"rows": rows, "comparisons": comparisons}
 
 
@@ -113,7 +152,10 @@ def _markdown(summary: Dict[str, Any], plan: Dict[str, Any]) -> str:
         lines.append(f"| {n_label(row['n'])} | {fusion} | {_cell(row['val_dice'])} | "
                      f"{_cell(row['test_dice'])} | {_cell(row['test_hd95'], 1.0)} | {row['train_seconds']:.0f} | "
                      f"{ratio} | {row['infer_seconds']:.0f} |")
-    lines += ["", "Paired test Dice difference to `none` (points, same cases, seeds and budget):", ""]
+    rules = VerdictRules(**plan.get("verdict", {}))
+    lines += ["", "Paired test Dice difference to `none` (points, same cases, seeds and budget; gain or loss where the "
+              f"CI lies beyond ±{rules.margin:g} points, level within it, else inconclusive; no interval under "
+              f"{rules.min_cases} test cases):", ""]
     lines += [f"- {c['verdict']}" for c in summary["comparisons"]] or ["- no fusion to compare with none"]
     lines += ["", "![Dice against n](trial.png)", ""]
     return "\n".join(lines)
@@ -145,8 +187,9 @@ def _figure(summary: Dict[str, Any], path: Path) -> None:
 
 
 def write_report(out: Path, results: Sequence[Dict[str, Any]], plan: Dict[str, Any]) -> Dict[str, Any]:
-    """Write ``trial.json``, ``trial.md`` and ``trial.png`` in ``out``; return the summary."""
-    summary = summarise(results)
+    """Write ``trial.json``, ``trial.md`` and ``trial.png`` in ``out``; return the summary. The plan's ``verdict``
+    entry holds the :class:`VerdictRules` (their defaults where it has none)."""
+    summary = summarise(results, VerdictRules(**plan.get("verdict", {})))
     atomic_write_text(out / "trial.json", json.dumps({"plan": plan, **summary, "runs": list(results)}, indent=1))
     atomic_write_text(out / "trial.md", _markdown(summary, plan))
     _figure(summary, out / "trial.png")

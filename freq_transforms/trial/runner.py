@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -24,7 +25,7 @@ from ..overlay import OverlayError, write_overlay
 from .one_run import RESULT_FILE, TrialCases, fusion_settings, predict_and_score, train_run
 from .bundle_split import bundle_own_splits, split_keys
 from .plan import Run, TrialSplit, describe, largest, sorted_sizes, trial_runs, trial_splits
-from .report import write_report
+from .report import VerdictRules, write_report
 from .scoring import label_classes
 from .wiring import BundleWiring, Item, TrialError, bundle_cases, keys_of, wire_bundle
 
@@ -154,10 +155,10 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
               seeds: Sequence[int] = (0, 1, 2), fusions: Sequence[str] = ("none", "early", "late"),
               folds: Optional[int] = None, overrides: Optional[Dict[str, Any]] = None,
               test_dir: Optional[Path] = None, estimate: bool = True, split: str = "trial",
-              log=print) -> Dict[str, Any]:
+              log=print, rules: VerdictRules = VerdictRules()) -> Dict[str, Any]:
     """Run the trial (resumable) and write ``out/trial.md``, ``trial.json`` and ``trial.png``; return the
     summary. ``split``: ``trial`` (the trial splits the cases) or ``bundle`` (the bundle's own ``n_train``/``seed``
-    keys draw them, :mod:`.bundle_split`). Raises :class:`TrialError` (one line) before any training where the
+    keys draw them, :mod:`.bundle_split`); ``rules`` word the verdicts. Raises :class:`TrialError` (one line) before any training where the
     bundle, the data or the plan cannot work."""
     bundle_root, dataset_dir, out = bundle_root.resolve(), dataset_dir.resolve(), out.resolve()
     for name, folder in (("dataset_dir", dataset_dir), ("test_dir", test_dir)):
@@ -175,7 +176,8 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
     plan = {"bundle": bundle_root.name, "cases": len(cases), "parts": describe(splits), "split": split,
             "n_train": sorted_sizes(n_train), "seeds": list(seeds), "fusions": list(fusions), "runs": len(runs),
             "classes": classes, "overrides": overrides, "layout": _layout(wiring, overrides),
-            "wiring": {"train": wiring.train_data, "val": wiring.val_data, "inference": wiring.infer_data}}
+            "wiring": {"train": wiring.train_data, "val": wiring.val_data, "inference": wiring.infer_data},
+            "verdict": asdict(rules)}
     done = _load_results(out, runs)
     missing = [r for r in runs if r.name not in done]
     first = Run(largest(n_train), seeds[0], "none", splits[0].fold)
