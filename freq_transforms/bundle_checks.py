@@ -82,6 +82,9 @@ class Flags(dict):
 
     def __init__(self, **values: Any) -> None:
         super().__init__({key: flag(value, key) for key, value in values.items()})
+        # built only by a bundle's configs, also where their initialize never runs: the zoo's export commands
+        # (ckpt_export, onnx_export, verify_net_in_out) build network_def, which reads these flags
+        install_one_line_errors()
 
 
 NULL_WORDS = ("null", "none", "")
@@ -326,8 +329,9 @@ def _log_without_traceback() -> None:
 def install_one_line_errors() -> bool:
     """Make a bad setting or input file end a ``python -m monai.bundle run`` in one ``error: ...`` line: the
     interpreter's excepthook prints such an error alone, and log records of it lose their traceback. Nothing else
-    changes; calling it again changes nothing. Each bundle's ``initialize`` calls it first, the command line's
-    ``main`` too; importing this module does not. Returns ``True`` (so a config expression can call it)."""
+    changes; calling it again changes nothing. Each bundle's ``initialize`` calls it first, building its ``flags``
+    does too (for the commands that never run ``initialize``), and so does the command line's ``main``; importing
+    this module does not. Returns ``True`` (so a config expression can call it)."""
     one_line_errors()
     _log_without_traceback()
     return True

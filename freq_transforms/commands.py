@@ -189,7 +189,7 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
           seeds: Sequence[int] = (0, 1, 2), fusion: Sequence[str] = ("none", "early", "late"),
           folds: Optional[int] = None, overrides: Optional[Dict] = None, test_dir: Optional[str] = None,
           estimate: bool = True, split: str = "trial", margin: Optional[float] = None,
-          min_cases: Optional[int] = None) -> str:
+          min_cases: Optional[int] = None, max_hours: float = 24, yes: bool = False) -> str:
     """Does FD help on my data? Train the bundle with and without FD on the same cases, seeds and budget; report
     paired test Dice with CIs (out/trial.md, trial.json, trial.png). Resumable.
 
@@ -203,7 +203,9 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
         folds: K-fold cross-validation (every case tested once) instead of one held-out test part.
         overrides: the bundle's own keys for its budget and loaders, e.g. "{'num_epochs': 50}".
         test_dir: test cases from another folder (same layout) instead of a held-out part.
-        estimate: time one epoch first to say how long the trial takes.
+        estimate: after printing the plan, time one epoch to say how long the trial takes.
+        max_hours: a trial estimated to take longer stops before its first run, saying so (see --yes).
+        yes: run the trial whatever its estimate.
         split: trial (the trial splits the cases) or bundle (the bundle's own n_train, seed, folds keys do).
         margin: Dice points of practical equivalence (default 0.5): the verdict is a gain or a loss where the paired
             CI lies beyond +-margin, level where it lies within, inconclusive otherwise.
@@ -218,7 +220,7 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
     summary = run_trial(Path(bundle_root), Path(dataset_dir), Path(out), sizes,
                         [int(s) for s in _as_list(seeds)], [str(f) for f in _as_list(fusion)],
                         int(folds) if folds else None, dict(overrides or {}), Path(test_dir) if test_dir else None,
-                        estimate, str(split), rules=rules)
+                        estimate, str(split), rules=rules, max_hours=None if yes else float(max_hours))
     return f"{Path(out) / 'trial.md'}: " + "; ".join(c["verdict"] for c in summary["comparisons"])
 
 

@@ -91,8 +91,11 @@ def test_hippocampus_trial_pairs_fusions_reports_and_resumes(hippocampus_cases, 
     plan = []
     summary = run_trial(HIPPO, hippocampus_cases, out, n_train=[2], seeds=[0], fusions=["none", "early"],
                         overrides={**HIPPO_SMALL, "epochs": 3}, estimate=True, log=plan.append)
+    # the plan first, before anything is timed; then the one timed epoch, then the estimate
     assert re.search(r"2 runs \(2 to do\), 12 cases; per fold pool \[\d+\], validation \[\d+\], test \[\d+\]; "
-                     r"about \d+ min \(3 epochs per run at about [\d.]+ s each", plan[0]), plan[0]
+                     r"3 epochs per run \(epochs\)$", plan[0]), plan[0]
+    assert plan[1].startswith("timing one epoch of fold0_n2_s0_none (n = 2)")
+    assert re.match(r"about \d+ min \(3 epochs per run at about [\d.]+ s each", plan[2]), plan[2]
     report = json.loads((out / "trial.json").read_text())
     none, early = (next(r for r in report["runs"] if r["fusion"] == f) for f in ("none", "early"))
     assert none["train_cases"] == early["train_cases"] and len(none["train_cases"]) == 2
@@ -110,7 +113,7 @@ def test_hippocampus_trial_pairs_fusions_reports_and_resumes(hippocampus_cases, 
     lines = []
     run_trial(HIPPO, hippocampus_cases, out, n_train=[2], seeds=[0], fusions=["none", "early"],
               overrides={**HIPPO_SMALL, "epochs": 3}, estimate=True, log=lines.append)
-    assert "2 runs (1 to do)" in lines[0] and "s per run, from the runs done" in lines[0]
+    assert "2 runs (1 to do)" in lines[0] and "s per run, from the runs done" in lines[1]
     assert (out / "runs" / "fold0_n2_s0_none" / "result.json").stat().st_mtime == kept
     assert (out / "runs" / "fold0_n2_s0_early" / "result.json").is_file()
 
@@ -202,3 +205,20 @@ def test_a_wider_margin_turns_a_gain_level_and_a_bad_margin_is_one_line(tmp_path
                              "--margin", "-1"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: --margin must be a number of Dice points >= 0, got -1"]
+
+
+def test_a_trial_estimated_above_max_hours_stops_before_its_first_run(hippocampus_cases, tmp_path):
+    """The plan line comes first, then one timed epoch; above --max_hours one line names --yes and the budget key,
+    and no run folder is written."""
+    out = tmp_path / "trial"
+    result = cli_runner.run([sys.executable, "-m", "freq_transforms", "trial", str(HIPPO), str(hippocampus_cases),
+                             str(out), "--n_train", "2", "--seeds", "0", "--fusion", "none,early", "--overrides",
+                             json.dumps({**HIPPO_SMALL, "epochs": 1000}), "--max_hours", "0.01"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr[-2000:]
+    printed = result.stdout.splitlines()
+    assert "1000 epochs per run (epochs)" in printed[0] and printed[1].startswith("timing one epoch")
+    [line] = result.stderr.strip().splitlines()[-1:]
+    assert re.fullmatch(r"error: the trial would take about [\d.]+ h, above --max_hours 0.01: pass --yes to run it "
+                        r"anyway, or lower the budget, e.g. --overrides \"\{'epochs': \d+\}\"", line), line
+    assert not (out / "runs").exists()

@@ -15,7 +15,7 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
@@ -106,25 +106,42 @@ def _last_epoch_seconds(log: Path) -> Optional[float]:
     return times[-1] if times else None
 
 
-def _estimate(wiring: BundleWiring, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
-              overrides: Dict[str, Any], first: Run, runs: int, done: Dict[str, Dict[str, Any]]) -> str:
-    """About how long the missing runs take: from the runs done, else from two timed epochs (start-up and the
-    first epoch's warm-up once per run, the second epoch's time for every further epoch)."""
-    if done:
-        per_run = sum(r["train_seconds"] + r["infer_seconds"] for r in done.values()) / len(done)
-        return f"about {per_run * runs / 60:.0f} min ({per_run:.0f} s per run, from the runs done)"
+def _budget(wiring: BundleWiring, overrides: Dict[str, Any]) -> Tuple[int, str]:
+    """The epochs each run trains, and the key that sets them as ``--overrides`` names it (the first key the
+    trainer's ``max_epochs`` refers to, else that id itself)."""
     parser = bundle_parser(wiring.root, wiring.train_configs, keys_of(overrides, bundle_parser(
         wiring.root, wiring.train_configs)))
-    epochs = int(parser.get_parsed_content(wiring.max_epochs))
+    raw = parser.get(wiring.max_epochs)
+    named = re.search(r"@([\w#]+)", raw) if isinstance(raw, str) else None
+    return int(parser.get_parsed_content(wiring.max_epochs)), named.group(1) if named else wiring.max_epochs
+
+
+def _estimate(wiring: BundleWiring, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
+              overrides: Dict[str, Any], first: Run, runs: int, done: Dict[str, Dict[str, Any]],
+              log=print) -> Tuple[float, str]:
+    """About how long the missing runs take, in seconds and in words: from the runs done, else from one timed
+    epoch (its run's start-up once per run, the epoch's time for every further epoch)."""
+    if done:
+        per_run = sum(r["train_seconds"] + r["infer_seconds"] for r in done.values()) / len(done)
+        return per_run * runs, f"about {per_run * runs / 60:.0f} min ({per_run:.0f} s per run, from the runs done)"
+    epochs = _budget(wiring, overrides)[0]
     cases = TrialCases(split.train(first.n, first.seed), split.val, split.test, *keys)
-    timed = min(2, epochs)
-    total = train_run(wiring, first, cases, out / "estimate", dataset_dir, overrides, max_epochs=timed)
-    epoch = _last_epoch_seconds(out / "estimate" / "train.log") or total / timed
+    log(f"timing one epoch of {first.name} (n = {len(cases.train)}) for the estimate ...")
+    total = train_run(wiring, first, cases, out / "estimate", dataset_dir, overrides, max_epochs=1)
+    epoch = _last_epoch_seconds(out / "estimate" / "train.log") or total
     shutil.rmtree(out / "estimate", ignore_errors=True)
-    per_run = total + (epochs - timed) * epoch
-    return (f"about {per_run * runs / 60:.0f} min ({epochs} epochs per run at about {epoch:.1f} s each at n = "
-            f"{len(cases.train)}, "
-            f"from {timed} timed epochs of {total:.0f} s with start-up; inference comes on top)")
+    per_run = total + (epochs - 1) * epoch
+    return per_run * runs, (f"about {per_run * runs / 60:.0f} min ({epochs} epochs per run at about {epoch:.1f} s "
+                            f"each at n = {len(cases.train)}, from one timed epoch of {total:.0f} s with start-up; "
+                            "inference comes on top)")
+
+
+def _check_hours(seconds: float, max_hours: Optional[float], budget_key: str, epochs: int) -> None:
+    """A trial estimated above ``max_hours`` stops here, in one line, before any of its runs."""
+    if max_hours is not None and seconds > 3600 * max_hours:
+        raise TrialError(f"the trial would take about {seconds / 3600:.1f} h, above --max_hours {max_hours:g}: pass "
+                         f"--yes to run it anyway, or lower the budget, e.g. --overrides \"{{'{budget_key}': "
+                         f"{max(1, int(epochs * 3600 * max_hours / seconds))}}}\"")
 
 
 def _splits(wiring: BundleWiring, dataset_dir: Path, scratch: Path, n_train: Sequence[Optional[int]],
@@ -155,10 +172,11 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
               seeds: Sequence[int] = (0, 1, 2), fusions: Sequence[str] = ("none", "early", "late"),
               folds: Optional[int] = None, overrides: Optional[Dict[str, Any]] = None,
               test_dir: Optional[Path] = None, estimate: bool = True, split: str = "trial",
-              log=print, rules: VerdictRules = VerdictRules()) -> Dict[str, Any]:
+              log=print, rules: VerdictRules = VerdictRules(), max_hours: Optional[float] = None) -> Dict[str, Any]:
     """Run the trial (resumable) and write ``out/trial.md``, ``trial.json`` and ``trial.png``; return the
     summary. ``split``: ``trial`` (the trial splits the cases) or ``bundle`` (the bundle's own ``n_train``/``seed``
-    keys draw them, :mod:`.bundle_split`); ``rules`` word the verdicts. Raises :class:`TrialError` (one line) before any training where the
+    keys draw them, :mod:`.bundle_split`); ``rules`` word the verdicts. The plan is logged before anything is
+    trained or timed; with ``estimate``, one epoch is timed and a trial estimated above ``max_hours`` stops. Raises :class:`TrialError` (one line) before any training where the
     bundle, the data or the plan cannot work."""
     bundle_root, dataset_dir, out = bundle_root.resolve(), dataset_dir.resolve(), out.resolve()
     for name, folder in (("dataset_dir", dataset_dir), ("test_dir", test_dir)):
@@ -181,11 +199,16 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
     done = _load_results(out, runs)
     missing = [r for r in runs if r.name not in done]
     first = Run(largest(n_train), seeds[0], "none", splits[0].fold)
-    how_long = _estimate(wiring, splits[0], out, dataset_dir, keys, _run_overrides(overrides, first, folds, split),
-                         first, len(missing), done) \
-        if estimate and missing else "nothing to run" if not missing else "not estimated"
+    first_overrides = _run_overrides(overrides, first, folds, split)
+    epochs, budget_key = _budget(wiring, first_overrides)
     log(f"trial of {bundle_root.name}: {len(runs)} runs ({len(missing)} to do), {len(cases)} cases; per fold "
-        f"pool {plan['parts']['pool']}, validation {plan['parts']['val']}, test {plan['parts']['test']}; {how_long}")
+        f"pool {plan['parts']['pool']}, validation {plan['parts']['val']}, test {plan['parts']['test']}; "
+        f"{epochs} epochs per run ({budget_key})")
+    if estimate and missing:
+        seconds, how_long = _estimate(wiring, splits[0], out, dataset_dir, keys, first_overrides, first,
+                                      len(missing), done, log)
+        log(how_long)
+        _check_hours(seconds, max_hours, budget_key, epochs)
     atomic_write_text(out / "plan.json", json.dumps(plan, indent=1))
     by_fold = {s.fold: s for s in splits}
     for run in tqdm(missing, desc="trial", unit="run"):
