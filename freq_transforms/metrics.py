@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from monai.data.utils import affine_to_spacing
 from monai.metrics import HausdorffDistanceMetric
 from scipy import stats
 
-__all__ = ["Interval", "bootstrap_ci", "paired_difference_ci", "read_metric_csv", "HausdorffDistanceMM"]
+__all__ = ["Interval", "bootstrap_ci", "paired_difference_ci", "mean_per_case", "read_metric_csv", "HausdorffDistanceMM"]
 
 
 class HausdorffDistanceMM(HausdorffDistanceMetric):
@@ -79,6 +79,25 @@ def paired_difference_ci(a: Sequence[float], b: Sequence[float], confidence: flo
     if first.shape != second.shape:
         raise ValueError(f"paired values need the same cases: {first.size} vs {second.size}")
     return bootstrap_ci(first - second, confidence, n_resamples, method, seed)
+
+
+def mean_per_case(scores: Iterable[Tuple[str, float]], undefined: str = "nan") -> Dict[str, float]:
+    """Each case's mean over the runs that scored it (seeds), from ``(case, value)`` pairs: the unit the bootstrap
+    resamples and the paired difference pairs. ``undefined="nan"``: a case with any non-finite value is NaN;
+    ``"skip"``: non-finite values are left out, and a case with none left is left out too.
+
+    Example::
+
+        >>> mean_per_case([("a", 0.5), ("b", 0.6), ("a", 0.75), ("b", float("nan"))], undefined="skip")
+        {'a': 0.625, 'b': 0.6}
+    """
+    cases: Dict[str, List[float]] = {}
+    for case, value in scores:
+        cases.setdefault(case, []).append(float(value))
+    if undefined == "skip":
+        cases = {case: [v for v in values if np.isfinite(v)] for case, values in cases.items()}
+        return {case: float(np.mean(values)) for case, values in cases.items() if values}
+    return {case: float(np.mean(values)) for case, values in cases.items()}
 
 
 def read_metric_csv(path: str | os.PathLike) -> Dict[str, List[float]]:

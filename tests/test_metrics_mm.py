@@ -37,3 +37,15 @@ def test_hd95_scales_with_spacing_through_the_ignite_handler():
 
     assert hd95(HausdorffDistanceMetric(include_background=False, percentile=95)) == 3.0  # MONAI: voxels
     assert hd95(HausdorffDistanceMM(include_background=False, percentile=95)) == 6.0  # 3 voxels x 2 mm
+
+
+def test_the_one_mean_per_case_over_seeds():
+    """The sweep's table, the trial's report and compare all average each case over seeds with this one function."""
+    import math
+
+    from freq_transforms.metrics import mean_per_case
+
+    pairs = [("a", 0.5), ("b", 0.6), ("a", 0.75), ("b", float("nan")), ("c", float("nan"))]
+    assert mean_per_case(pairs, undefined="skip") == {"a": 0.625, "b": 0.6}
+    kept = mean_per_case(pairs)
+    assert kept["a"] == 0.625 and math.isnan(kept["b"]) and math.isnan(kept["c"])

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 from ..atomic import atomic_write_text
 from ..data import load_msd_datalist
-from ..metrics import bootstrap_ci, paired_difference_ci, read_metric_csv
+from ..metrics import bootstrap_ci, mean_per_case, paired_difference_ci, read_metric_csv
 from .runner import bundle_default, run_bundle
 
 __all__ = ["summary_table", "train_and_evaluate"]
@@ -62,11 +62,7 @@ def _finite(values: List[float]) -> List[float]:
 
 def _pooled(records: List[Dict[str, Any]], key: str) -> Dict[str, float]:
     """Per test case, the mean over seeds (cases are the bootstrap unit)."""
-    cases: Dict[str, List[float]] = {}
-    for record in records:
-        for file, value in zip(record["files"], record[key]):
-            cases.setdefault(file, []).append(value)
-    return {file: float(np.mean(v)) if all(math.isfinite(x) for x in v) else float("nan") for file, v in cases.items()}
+    return mean_per_case((file, value) for record in records for file, value in zip(record["files"], record[key]))
 
 
 def _class_columns(dice: Dict[str, List[Any]]) -> Dict[str, List[float]]:

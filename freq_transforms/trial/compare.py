@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..atomic import atomic_write_text
-from ..metrics import paired_difference_ci
+from ..metrics import mean_per_case, paired_difference_ci
 from .one_run import RESULT_FILE
 from .plan import n_label
 from .report import write_report
@@ -53,11 +53,7 @@ def folder_runs(folder: Path) -> List[Dict[str, Any]]:
 
 
 def _per_case(runs: List[Dict[str, Any]]) -> Dict[str, float]:
-    cases: Dict[str, List[float]] = {}
-    for run in runs:
-        for case, value in run["dice"].items():
-            cases.setdefault(case, []).append(value)
-    return {case: float(np.mean(values)) for case, values in cases.items()}
+    return mean_per_case((case, value) for run in runs for case, value in run["dice"].items())
 
 
 def compare_folders(a: Path, b: Path, n: Optional[int], fusion_a: str, fusion_b: str, arch_a: Optional[str] = None,

@@ -8,7 +8,6 @@ CIs are over cases, and the paired difference pairs each case with itself (:mod:
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..atomic import atomic_write_text
-from ..metrics import Interval, bootstrap_ci, paired_difference_ci
+from ..metrics import Interval, bootstrap_ci, mean_per_case, paired_difference_ci
 from .plan import n_label, sorted_sizes
 from .scoring import case_mean
 
@@ -28,13 +27,8 @@ FUSION_LABEL = {"none": "none", "early": "early v2", "late": "late v2"}
 
 def _per_case(results: Sequence[Dict[str, Any]], part: str, metric: str) -> Dict[str, float]:
     """Case -> the mean over classes, then over seeds (NaN HD95 classes left out of the class mean)."""
-    values: Dict[str, List[float]] = defaultdict(list)
-    for result in results:
-        for case, scores in result[part].items():
-            value = case_mean(scores[metric])
-            if math.isfinite(value):
-                values[f"{result['fold']}/{case}"].append(value)
-    return {case: float(np.mean(v)) for case, v in values.items()}
+    return mean_per_case(((f"{result['fold']}/{case}", case_mean(scores[metric])) for result in results
+                          for case, scores in result[part].items()), undefined="skip")
 
 
 def _interval(values: Dict[str, float]) -> Dict[str, float]:
