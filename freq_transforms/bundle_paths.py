@@ -26,5 +26,7 @@ def bundle_dir(name: str) -> Path:
 
 def shipped_weights(bundle: Path) -> List[Path]:
     """The weights a bundle folder ships: ``models/model.pt`` and its ensemble members ``models/fold*/model.pt``."""
+    from .networks.averaging import MEMBERS
+
     models = bundle / "models"
-    return [p for p in [models / "model.pt", *sorted(models.glob("fold*/model.pt"))] if p.is_file()]
+    return [p for p in [models / "model.pt", *sorted(models.glob(MEMBERS))] if p.is_file()]
