@@ -1,6 +1,6 @@
 """The FD choices :class:`~freq_transforms.networks.FrequencyDisentangledNet` takes (fusion, fuse, arch), and their checks.
 
-Kept apart from the network so that the weights record (:mod:`freq_transforms.checkpoint`) can list the layouts a
+Kept apart from the network so that the weights record (:mod:`freq_transforms.networks.checkpoint`) can list the layouts a
 file may fit without importing the network module.
 """
 

@@ -27,12 +27,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import nibabel as nib
 import numpy as np
-from monai.transforms import Spacingd
+from monai.config import KeysCollection
+from monai.inferers import Inferer, SimpleInferer, SlidingWindowInferer
+from monai.transforms import CropForegroundd, InvertibleTransform, MapTransform, Resized, Spacingd, SpatialPadd
 
 from .errors import DataError
 
 __all__ = ["SAMPLINGS", "ras_spacing", "median_spacing", "recorded_target_spacing", "resolve_target_spacing",
-           "cutoff_cycles_per_mm", "TargetSpacingd"]
+           "cutoff_cycles_per_mm", "TargetSpacingd", "Gridd", "grid_inferer"]
 
 SAMPLINGS = ("resize", "patch")
 
@@ -78,7 +80,7 @@ def resolve_target_spacing(sampling: str, target_spacing: Any,
 
     ``target_spacing`` three numbers is returned as floats; ``"median"`` is the spacing recorded in ``weights``
     when that file has one (evaluation, inference), else the median over ``datalist`` (training). The values
-    themselves are checked by :func:`freq_transforms.bundle_checks.check_settings`.
+    themselves are checked by the settings schema (:class:`freq_transforms.bundle.settings.Settings`).
     """
     if sampling != "patch":
         return None
@@ -128,3 +130,64 @@ class TargetSpacingd(Spacingd):
         out = super().__call__({k: v for k, v in data.items() if k not in aside}, lazy=lazy)
         out.update(aside)
         return out
+
+
+class Gridd(MapTransform, InvertibleTransform):
+    """Bring ``keys`` onto the grid the network sees, by the bundle's ``sampling``: ``"resize"`` resizes each
+    volume to ``spatial_size`` (``Resized``); ``"patch"`` resamples to ``pixdim`` mm (:class:`TargetSpacingd`),
+    crops to the image's nonzero region with ``crop_foreground`` (``CropForegroundd``) and, with ``pad_to_patch``
+    (training and validation; the sliding window pads by itself), pads to at least ``patch_size``
+    (``SpatialPadd``). Keys in ``nearest_keys`` (labels) are interpolated nearest-neighbour.
+
+    MONAI's own transforms do the work and record it, so ``Invertd`` maps a prediction back onto the input's
+    grid; this class only chooses them from one key, so a config lists one transform instead of four that switch
+    themselves off by expressions. It is not a ``Compose``: ``CacheDataset`` caches up to the first ``Compose``
+    it meets, and this part is deterministic.
+
+    Example::
+
+        >>> import torch
+        >>> grid = Gridd("image", sampling="resize", spatial_size=[8, 8, 4])
+        >>> tuple(grid({"image": torch.zeros(1, 16, 16, 8)})["image"].shape)
+        (1, 8, 8, 4)
+    """
+
+    def __init__(self, keys: KeysCollection, sampling: str = "resize", spatial_size: Sequence[int] = (128, 128, 96),
+                 pixdim: Optional[Sequence[float]] = None, patch_size: Sequence[int] = (96, 96, 64),
+                 crop_foreground: bool = False, pad_to_patch: bool = True,
+                 nearest_keys: Sequence[str] = ("label", "original_label"), allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        keys = list(self.keys)
+        nearest = [k in nearest_keys for k in keys]
+        if sampling == "resize":
+            modes = ["nearest" if n else "trilinear" for n in nearest]
+            self.transforms: List[Any] = [Resized(keys, spatial_size, mode=modes, allow_missing_keys=allow_missing_keys)]
+            return
+        self.transforms = [TargetSpacingd(keys, pixdim=pixdim, mode=["nearest" if n else "bilinear" for n in nearest],
+                                          allow_missing_keys=allow_missing_keys)]
+        if crop_foreground:
+            self.transforms.append(CropForegroundd(keys, source_key=keys[0], allow_missing_keys=allow_missing_keys))
+        if pad_to_patch:
+            self.transforms.append(SpatialPadd(keys, spatial_size=patch_size, allow_missing_keys=allow_missing_keys))
+
+    def __call__(self, data: Mapping[Any, Any]) -> Dict[Any, Any]:
+        d = dict(data)
+        for transform in self.transforms:
+            d = transform(d)
+        return d
+
+    def inverse(self, data: Mapping[Any, Any]) -> Dict[Any, Any]:
+        d = dict(data)
+        for transform in reversed(self.transforms):
+            transform.allow_missing_keys = self.allow_missing_keys  # Invertd's allow_missing_keys_mode sets ours
+            d = transform.inverse(d)
+        return d
+
+
+def grid_inferer(sampling: str, patch_size: Sequence[int], sw_batch_size: int = 2, sw_overlap: float = 0.5) -> Inferer:
+    """The inferer of a bundle's ``sampling``: ``SlidingWindowInferer`` over ``patch_size`` windows with gaussian
+    blending in patch mode, one pass of the network (``SimpleInferer``) in resize mode."""
+    if sampling == "patch":
+        return SlidingWindowInferer(roi_size=patch_size, sw_batch_size=sw_batch_size, overlap=sw_overlap,
+                                    mode="gaussian")
+    return SimpleInferer()

@@ -6,12 +6,13 @@ from typing import Dict, Hashable, List, Mapping, Optional, Sequence
 
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Flip, MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from .fourier import MASK_SHAPES, check_cutoff, disentangle, stack_bands
 
-__all__ = ["FrequencyDisentangle", "FrequencyDisentangled", "FrequencyDisentangleD", "FrequencyDisentangleDict"]
+__all__ = ["FrequencyDisentangle", "FrequencyDisentangled", "FrequencyDisentangleD", "FrequencyDisentangleDict",
+           "RandFlipAxesd"]
 
 OUTPUT_MODES = ("stack", "keys")
 
@@ -108,3 +109,38 @@ class FrequencyDisentangled(MapTransform):
 
 
 FrequencyDisentangleD = FrequencyDisentangleDict = FrequencyDisentangled
+
+
+class RandFlipAxesd(RandomizableTransform, MapTransform):
+    """Flip ``keys`` along each axis of ``spatial_axes`` independently, each with probability ``prob`` (nnU-Net's
+    mirroring augmentation). MONAI's ``RandFlipd`` flips all its axes together on one draw and ``RandAxisFlipd``
+    one random axis; this draws once per axis. No axes: it does nothing.
+
+    Example::
+
+        >>> import torch
+        >>> flip = RandFlipAxesd(["image", "label"], spatial_axes=[0], prob=1.0)
+        >>> flip({"image": torch.arange(3.0)[None], "label": torch.arange(3.0)[None]})["image"].tolist()
+        [[2.0, 1.0, 0.0]]
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(self, keys: KeysCollection, spatial_axes: Sequence[int] = (), prob: float = 0.5,
+                 allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.spatial_axes = [int(a) for a in spatial_axes]
+        self._flips: List[int] = []
+
+    def randomize(self, data: Optional[Any] = None) -> None:
+        self._flips = [axis for axis in self.spatial_axes if self.R.rand() < self.prob]
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> Dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        self.randomize()
+        if self._flips:
+            flip = Flip(spatial_axis=self._flips)
+            for key in self.key_iterator(d):
+                d[key] = flip(d[key])
+        return d

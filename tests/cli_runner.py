@@ -11,7 +11,7 @@ What the forked process shares with ``python -m`` (``tests/test_first_hour.py`` 
 - the module runs as ``python -m`` runs it (``runpy``; an uncaught exception goes through the interpreter's own
   ``sys.excepthook`` and exits 1);
 - nothing preloaded changes behaviour: the server imports third-party packages only (``PRELOAD``), never this
-  project's, so every import-time effect of ours (the one-line error hook of ``freq_transforms.bundle_checks``)
+  project's, so every import-time effect of ours (the one-line error hook of ``freq_transforms.bundle.checks``)
   happens in the call itself or not at all; the excepthook is reset to the interpreter's;
 - the environment is the test process's at the time of the call (a ``monkeypatch.setenv`` after the server
   started included), the working directory is ``cwd``, and ``sys.path`` is what ``python -m`` gives a fresh

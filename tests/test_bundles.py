@@ -71,7 +71,7 @@ def test_out_of_date_bundle_names_the_command(tmp_path):
 
 @pytest.mark.parametrize("lr_schedule", [None, "poly"])
 def test_a_task_sets_the_learning_rate_schedule_of_its_train_config(lr_schedule):
-    from freq_transforms.bundle_build import bundle_files, load_task
+    from freq_transforms.bundle.build import bundle_files, load_task
 
     name = "hippocampus_mri_fd_segmentation"
     task = load_task(ROOT / "bundle_source" / "tasks" / f"{name}.json")
@@ -82,13 +82,13 @@ def test_a_task_sets_the_learning_rate_schedule_of_its_train_config(lr_schedule)
     train = json.loads(files["configs/train.json"])
     readme_row = next(line for line in files["docs/README.md"].splitlines() if line.startswith("| `lr_schedule` |"))
     if lr_schedule:
-        assert train["lr_schedule"] == "poly" and "`poly` (chosen for this task's shipped weights)" in readme_row
+        assert train["lr_schedule"] == "poly" and '| `"poly"` |' in readme_row
     else:
-        assert train["lr_schedule"].startswith("$") and "`poly` in patch mode, `constant` in resize mode" in readme_row
+        assert train["lr_schedule"] is None and "null: `poly` in patch mode, `constant` in resize mode" in readme_row
 
 
 def test_a_task_sets_the_sliding_window_overlap_of_its_configs_and_readme():
-    from freq_transforms.bundle_build import bundle_files, load_task
+    from freq_transforms.bundle.build import bundle_files, load_task
 
     name = "heart_mri_fd_segmentation"
     task = {**load_task(ROOT / "bundle_source" / "tasks" / f"{name}.json"), "sw_overlap": 0.25}
@@ -96,7 +96,7 @@ def test_a_task_sets_the_sliding_window_overlap_of_its_configs_and_readme():
     for config in ("train", "inference"):  # evaluate and inference_onnx are layered on these two
         assert json.loads(files[f"configs/{config}.json"])["sw_overlap"] == 0.25
     readme = files["docs/README.md"]
-    assert "`sw_overlap` 0.25, gaussian blending" in readme and "| `sw_overlap`, `sw_batch_size` | `0.25`, `2` |" in readme
+    assert "`sw_overlap` 0.25, gaussian blending" in readme and "| `sw_overlap` | `0.25` |" in readme
 
 
 @pytest.mark.slow
@@ -249,7 +249,7 @@ def test_train_infer_evaluate_export(name, sampling, phantom_sets, tmp_path):
     common = {"dataset_dir": data, "bundle_root": root, "sampling": sampling, **SMALL,
               **(SMALL_PATCH if sampling == "patch" else {})}
     run_id = ["run", "training"][name.startswith("hippo")]  # both spellings users type
-    augment = {"augment": "true"} if name.startswith("spleen") else {}  # the augmentation override works
+    augment = {"augment": "True"} if name.startswith("spleen") else {}  # the augmentation override works
     _cli(bundle, "run", run_id, "--config_file", "configs/train.json", epochs=2, val_interval=1, **augment, **common)
     assert (root / "models" / "model.pt").is_file()
     split = json.loads((root / "eval" / "split.json").read_text())
@@ -271,7 +271,7 @@ def test_train_infer_evaluate_export(name, sampling, phantom_sets, tmp_path):
         assert record["target_spacing"] == pytest.approx(median_spacing(split["train"]))
 
     _cli(bundle, "run", "evaluating", "--config_file", "['configs/train.json','configs/evaluate.json']",
-         save_predictions="true", **common)
+         save_predictions="True", **common)
     assert json.loads((root / "eval" / "split.json").read_text()) == split  # evaluation keeps the training record
     assert json.loads((root / "eval" / "evaluate_split.json").read_text())["test"] == split["test"]
     raw = (root / "eval" / "test_mean_dice_raw.csv").read_text().splitlines()
@@ -451,14 +451,20 @@ def test_shipped_weights_load_into_the_default_network(name):
 
 @pytest.mark.parametrize("augment, axes, flipped", [(True, [0, 2], [0, 2]), (True, [], []), (False, [0, 1, 2], [])])
 def test_flip_axes_adds_a_random_flip_per_axis_to_the_augmentation(augment, axes, flipped, tmp_path):
+    import torch
     from monai.bundle import ConfigParser
-    from monai.transforms import RandFlipd
+
+    from freq_transforms.transforms import RandFlipAxesd
 
     bundle = ROOT / "bundles" / "hippocampus_mri_fd_segmentation"
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "train.json"))
     parser.update({"bundle_root": str(tmp_path), "augment": augment, "flip_axes": axes})
     chosen = parser.get_parsed_content("train#random_transforms")
-    flips = [t for t in chosen if isinstance(t, RandFlipd)]
-    assert [t.flipper.spatial_axis for t in flips] == flipped and all(t.prob == 0.5 for t in flips)
-    assert bool(augment) == (len(chosen) > len(flips))  # the other augmentations come with augment only
+    flips = [t for t in chosen if isinstance(t, RandFlipAxesd)]
+    assert len(flips) == int(augment) and bool(augment) == (len(chosen) > 1)  # the flips come with augment only
+    if flips:  # with prob 1 each listed axis is flipped, and only those
+        flips[0].prob = 1.0
+        image = torch.arange(24.0).reshape(1, 2, 3, 4)
+        out = flips[0]({"image": image, "label": image})["image"]
+        assert torch.equal(out.as_tensor() if hasattr(out, "as_tensor") else out, image.flip([a + 1 for a in flipped]))

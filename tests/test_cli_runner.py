@@ -32,7 +32,7 @@ def _messages(stderr):
 
 
 def test_an_error_without_the_hook_prints_a_traceback_as_a_subprocess_does(tmp_path):
-    """A bundle that raises a DataError but never imports ``freq_transforms.bundle_checks`` (whose hook turns it
+    """A bundle that raises a DataError but never imports ``freq_transforms.bundle.checks`` (whose hook turns it
     into one line) prints monai.bundle's traceback, through the runner exactly as through a subprocess. With
     ``bundle_checks`` preloaded in the server, the runner printed one line here."""
     raiser = "$(_ for _ in ()).throw(freq_transforms.errors.DataError('case_7.nii.gz is truncated'))"
@@ -47,8 +47,8 @@ def test_an_error_without_the_hook_prints_a_traceback_as_a_subprocess_does(tmp_p
 def test_with_the_hook_both_print_the_one_line(tmp_path):
     """The bundles install the hook as the first step of their ``initialize``; importing the module does not."""
     raiser = "$(_ for _ in ()).throw(freq_transforms.errors.DataError('case_7.nii.gz is truncated'))"
-    cmd = _config(tmp_path, ["$freq_transforms.bundle_checks.install_one_line_errors()", raiser],
-                  ["$import freq_transforms", "$import freq_transforms.errors", "$import freq_transforms.bundle_checks"])
+    cmd = _config(tmp_path, ["$freq_transforms.bundle.checks.install_one_line_errors()", raiser],
+                  ["$import freq_transforms", "$import freq_transforms.errors", "$import freq_transforms.bundle.checks"])
     forked, plain = _both(cmd, tmp_path)
     assert forked.returncode == plain.returncode == 1
     assert _last_line(forked.stderr) == _last_line(plain.stderr) == "error: case_7.nii.gz is truncated"

@@ -13,7 +13,7 @@ import torch
 from monai.losses import DiceCELoss
 
 from freq_transforms import FrequencyDisentangledNet
-from freq_transforms.checkpoint import load_weights
+from freq_transforms.networks.checkpoint import load_weights
 from freq_transforms.lab.phantoms import write_phantom_dataset
 from freq_transforms.recipe import weights_with_record
 
@@ -102,7 +102,7 @@ def test_the_hippocampus_default_trains_with_amp_on_cuda_and_evaluates_on_cpu(tm
     root = tmp_path / "run"
     common = {"dataset_dir": data, "bundle_root": root, "spatial_size": "[32,32,24]", "num_workers": "0",
               "backbone_kwargs": "{'filters': [8, 16, 32, 64], 'deep_supervision': True, 'deep_supr_num': 2}"}
-    _bundle("run", "training", "--config_file", "configs/train.json", env={}, epochs=3, val_interval=1, amp="true",
+    _bundle("run", "training", "--config_file", "configs/train.json", env={}, epochs=3, val_interval=1, amp="True",
             **common)
     rows = (root / "eval" / "validation_metrics.csv").read_text().splitlines()
     dice = [float(row.split(",")[-1]) for row in rows[1:]]

@@ -7,10 +7,10 @@ import torch
 from monai.losses import DeepSupervisionLoss, DiceCELoss
 
 from freq_transforms import FrequencyDisentangledNet
-from freq_transforms.checkpoint import load_weights
+from freq_transforms.networks.checkpoint import load_weights
 from freq_transforms.errors import WeightsMismatchError
 from freq_transforms.lab.phantoms import write_phantom_dataset
-from freq_transforms.losses import HeadsLoss
+from freq_transforms.networks.losses import HeadsLoss
 from freq_transforms.recipe import weights_with_record
 from test_members import SMALL, _cli, _ok
 

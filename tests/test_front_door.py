@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import cli_runner
-from freq_transforms.bundle_paths import shipped_weights
+from freq_transforms.bundle.paths import shipped_weights
 from freq_transforms.lab.phantoms import write_phantom_dataset
 from freq_transforms.networks import FrequencyDisentangledNet
 from freq_transforms.recipe import read_state_dict
@@ -196,7 +196,7 @@ def test_the_onnx_export_works_as_each_readme_writes_it(name, tmp_path):
 
 
 def test_weights_with_training_heads_load_into_the_inference_network_with_a_reason(caplog):
-    from freq_transforms.checkpoint import load_weights
+    from freq_transforms.networks.checkpoint import load_weights
 
     bundle = ROOT / "bundles" / HEART
     from monai.bundle import ConfigParser
@@ -204,7 +204,7 @@ def test_weights_with_training_heads_load_into_the_inference_network_with_a_reas
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     net = parser.get_parsed_content("network_def")
-    with caplog.at_level("INFO", logger="freq_transforms.checkpoint"):
+    with caplog.at_level("INFO", logger="freq_transforms.networks.checkpoint"):
         load_weights(net, bundle / "models" / "model.pt")
     assert "training-only heads (deep supervision) left out" in caplog.text
 
@@ -227,7 +227,7 @@ def test_inference_without_a_bundle_root_stops_in_one_line(tmp_path):
 
 def test_a_command_that_needs_a_missing_module_says_what_to_install(tmp_path, monkeypatch, capsys):
     """``python -m freq_transforms onnx`` without onnx installed: one line naming the package."""
-    from freq_transforms import cli
+    from freq_transforms.cli import main as cli
 
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ModuleNotFoundError
     monkeypatch.setitem(sys.modules, "onnxscript", None)

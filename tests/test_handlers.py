@@ -173,7 +173,7 @@ def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_
     import logging
 
     from freq_transforms import FrequencyDisentangledNet
-    from freq_transforms.checkpoint import load_weights
+    from freq_transforms.networks.checkpoint import load_weights
     from freq_transforms.recipe import recorded_settings, weights_with_record
 
     small = {"channels": [8, 16], "strides": [2], "num_res_units": 0}
@@ -194,7 +194,7 @@ def test_checkpoint_records_its_settings_and_a_mismatch_names_the_overrides(tmp_
     with pytest.raises(ValueError, match="pass --fusion late$"):
         load_weights(net(cutoff=0.2, fusion="early"), path)
     with caplog.at_level(logging.WARNING):
-        record = load_weights(net(cutoff=0.2), path, spatial_size=[64, 64, 48])
+        record = load_weights(net(cutoff=0.2), path, recipe={"spatial_size": [64, 64, 48]})
     assert record["spatial_size"] == [32, 32, 24]
     assert "trained at spatial_size [32, 32, 24], the config says [64, 64, 48]" in caplog.text
 

@@ -108,7 +108,7 @@ def test_two_members_train_with_a_step_budget_and_evaluate_as_an_ensemble(tmp_pa
     assert not {c["image"] for c in held_out[0]} & {c["image"] for c in held_out[1]}
 
     _ok(_cli("run", "evaluating", "--config_file", "['configs/train.json','configs/evaluate.json']",
-             ensemble="true", **common))
+             ensemble="True", **common))
     raw = (root / "eval" / "test_mean_dice_raw.csv").read_text().splitlines()
     assert len(raw) == 1 + split["counts"]["test"]
     failed = _cli("run", "evaluating", "--config_file", "['configs/train.json','configs/evaluate.json']", **common)

@@ -157,7 +157,7 @@ def test_cpu_autocast_bfloat16_forward_and_backward(arch, fusion):
      "--arch paper --fusion late"),
 ])
 def test_checkpoint_of_another_layout_names_the_override(trained, configured, flag):
-    from freq_transforms.checkpoint import checkpoint_mismatch
+    from freq_transforms.networks.checkpoint import checkpoint_mismatch
 
     def build(settings):
         return FrequencyDisentangledNet("UNet", 1, 3, backbone_kwargs=SMALL["UNet"], **{"fuse": "concat", **settings})
@@ -171,7 +171,7 @@ def test_checkpoint_of_another_layout_names_the_override(trained, configured, fl
 
 
 def test_checkpoint_whose_fuse_cannot_be_told_apart_names_both():
-    from freq_transforms.checkpoint import checkpoint_mismatch
+    from freq_transforms.networks.checkpoint import checkpoint_mismatch
 
     def build(**settings):
         return FrequencyDisentangledNet("UNet", 1, 3, backbone_kwargs=SMALL["UNet"], **settings)

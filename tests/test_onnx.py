@@ -74,7 +74,7 @@ def test_every_bundle_exports_to_onnx_and_onnxruntime_matches_torch(name, tmp_pa
 @pytest.mark.slow
 @pytest.mark.usefixtures("zoo")  # fails, not skips, without ../shared/zoo
 def test_overlaid_zoo_spleen_exports_to_onnx(tmp_path):
-    from freq_transforms.overlay import OVERLAY_FILE, write_overlay
+    from freq_transforms.bundle.overlay import OVERLAY_FILE, write_overlay
 
     bundle = tmp_path / "spleen"
     shutil.copytree(ZOO_SPLEEN, bundle)

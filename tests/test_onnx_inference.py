@@ -61,7 +61,7 @@ def test_an_ensemble_averages_probabilities_and_one_member_is_the_member():
 
 
 def test_an_ensemble_without_fold_models_is_one_line(tmp_path):
-    with pytest.raises(DataError, match=r"^ensemble: no fold\*/model.pt under .*; train the folds or pass --ensemble false$"):
+    with pytest.raises(DataError, match=r"^ensemble: no fold\*/model.pt under .*; train the folds or pass --ensemble False$"):
         averaged_network(_conv_net(0), ensemble=True, models_dir=str(tmp_path))
 
 
@@ -137,7 +137,7 @@ def _export(bundle: Path, *args: str) -> None:
 
 
 def _parser(bundle: Path, files, overrides):
-    from freq_transforms.overlay_commands import bundle_parser
+    from freq_transforms.bundle.configs import bundle_parser
 
     return bundle_parser(bundle, [bundle / "configs" / f for f in files], overrides)
 
@@ -152,7 +152,7 @@ def _probabilities(parser, x: torch.Tensor) -> torch.Tensor:
 def _labels_and_ties(bundle: Path, image: Path, overrides) -> tuple:
     """Torch's and onnxruntime's labels of one case through the bundle's preprocessing and inferer, the margin
     between torch's two most probable classes per voxel, and the largest probability difference."""
-    from freq_transforms.checkpoint import load_weights
+    from freq_transforms.networks.checkpoint import load_weights
 
     torch_parser = _parser(bundle, ["inference.json"], overrides)
     onnx_parser = _parser(bundle, ["inference.json", "inference_onnx.json"], overrides)
@@ -216,7 +216,7 @@ def test_inference_onnx_runs_the_ensemble_with_mirroring_and_refuses_another_exp
 
 
 def test_an_export_mirrored_along_other_axes_is_refused_in_one_line(tmp_path):
-    from freq_transforms.onnx_inference import PREDICTION_KEY, OnnxRuntimeNetwork
+    from freq_transforms.bundle.onnx_inference import PREDICTION_KEY, OnnxRuntimeNetwork
     from freq_transforms.recipe import write_onnx_metadata
 
     path = tmp_path / "mirrored.onnx"

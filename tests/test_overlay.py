@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import cli_runner
-from freq_transforms.overlay import OVERLAY_FILE, write_overlay
+from freq_transforms.bundle.overlay import OVERLAY_FILE, write_overlay
 from freq_transforms.lab.phantoms import write_image_label_pairs, write_phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def test_an_overlay_beside_trained_weights_is_not_overwritten_with_other_setting
     torch.save(_parsed(root, ["configs/train.json", OVERLAY_FILE]).state_dict(), root / "models" / "model.pt")
     before = (root / OVERLAY_FILE).read_text()
     write_overlay(root, fusion="early")  # the same settings: nothing to lose
-    from freq_transforms.overlay import OverlayError
+    from freq_transforms.bundle.overlay import OverlayError
 
     with pytest.raises(OverlayError, match=r"fusion 'early' -> 'late'.*models/model.pt.*--force") as info:
         write_overlay(root, fusion="late")
@@ -392,7 +392,7 @@ def test_segmentation_template_yaml_overlay_end_to_end(tmp_path):
     x = torch.rand(1, 1, 32, 32, 32)
     net = _verify_and_export(root, "configs/train.yaml", tmp_path / "model.ts", x)
     assert net.fusion == "late" and net.out_channels == 4
-    from freq_transforms.overlay import bundle_networks
+    from freq_transforms.bundle.overlay import bundle_networks
 
     networks = bundle_networks(root, ("none", "early"), seed=3)  # early v2 starts as the template's own network
     with torch.no_grad():

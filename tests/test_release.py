@@ -17,7 +17,7 @@ import torch
 
 import cli_runner
 from freq_transforms.lab.phantoms import write_phantom_dataset
-from freq_transforms.release import ReleaseError, bundle_files, content_hash, release
+from freq_transforms.bundle.release import ReleaseError, bundle_files, content_hash, release
 
 ROOT = Path(__file__).resolve().parents[1]
 HIPPO = "hippocampus_mri_fd_segmentation"

@@ -46,7 +46,11 @@ def _rewrite(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> 
 
 
 def _split(dataset: Path, **kwargs):
-    return bundle_split(str(dataset), (6, 1, 1), num_classes=3, **kwargs)
+    """The split a bundle makes with these settings (checked first, as a bundle's settings component does)."""
+    from freq_transforms.bundle.settings import Settings
+
+    kwargs.setdefault("num_classes", 3)
+    return bundle_split(Settings(dataset_dir=str(dataset), split_ratio=[6, 1, 1], **kwargs))
 
 
 def test_clean_dataset_passes(dataset):
@@ -85,7 +89,7 @@ def test_dataset_folder_problems(dataset, problem, match):
 def test_n_train_out_of_range_names_key_and_size(dataset):
     with pytest.raises(DataError, match=r"n_train=7 is larger than the train part \(6 cases"):
         _split(dataset, n_train=7)
-    with pytest.raises(DataError, match="n_train must be at least 1"):
+    with pytest.raises(DataError, match="^n_train must be a positive integer or null, got 0$"):
         _split(dataset, n_train=0)
 
 
@@ -226,7 +230,7 @@ PATCH = ["--sampling", "patch", "--patch_size", "[32,32,24]", "--iterations_per_
 def _train_cmd(dataset: Path, root: Path, epochs: int, seed: int = 0, sampling: str = "resize") -> list:
     return [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.json",
             "--dataset_dir", str(dataset), "--bundle_root", str(root), "--epochs", str(epochs),
-            "--val_interval", "1", "--seed", str(seed), "--augment", "true", *SMALL,
+            "--val_interval", "1", "--seed", str(seed), "--augment", "True", *SMALL,
             *(PATCH if sampling == "patch" else ["--sampling", "resize"])]
 
 
@@ -296,8 +300,8 @@ def test_same_seed_same_split_and_weights(clean_set, tmp_path):
 
 
 def test_different_seed_keeps_val_and_test_and_nests(clean_set):
-    small = bundle_split(str(clean_set), (6, 1, 1), seed=1, n_train=3, check=False)
-    large = bundle_split(str(clean_set), (6, 1, 1), seed=1, n_train=5, check=False)
-    other = bundle_split(str(clean_set), (6, 1, 1), seed=2, check=False)
+    small = _split(clean_set, num_classes=2, seed=1, n_train=3, check_data=False)
+    large = _split(clean_set, num_classes=2, seed=1, n_train=5, check_data=False)
+    other = _split(clean_set, num_classes=2, seed=2, check_data=False)
     assert small["train"] == large["train"][:3]
     assert small["val"] == large["val"] == other["val"] and small["test"] == other["test"]

@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "ci"))
 import import_graph  # noqa: E402
 
 MAX_CLASS_LINES, MAX_LIBRARY_MODULE_LINES = 120, 350
-TOP = {"freq_transforms.cli", "freq_transforms.commands", "freq_transforms.__main__"}  # the command line, above both
+TOP = {"freq_transforms.cli.main", "freq_transforms.cli.commands", "freq_transforms.__main__"}  # the command line, above both
 
 
 def _graph():
@@ -84,7 +84,7 @@ print(json.dumps(changed))
 def test_importing_any_module_changes_nothing_global():
     """A notebook, a test runner or a MONAI Label server that imports any module of the package keeps its
     excepthook, logging record factory, sys.path and warnings filters; the one-line errors are installed by the
-    command line's main and by each bundle's initialize (freq_transforms.bundle_checks.install_one_line_errors)."""
+    command line's main and by each bundle's initialize (freq_transforms.bundle.checks.install_one_line_errors)."""
     result = subprocess.run([sys.executable, "-c", IMPORT_STATE], capture_output=True, text=True, timeout=600,
                             cwd=ROOT.parent)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -16,6 +16,7 @@ from freq_transforms.lab.phantoms import write_image_label_pairs, write_phantom_
 from freq_transforms.trial import TrialError, run_trial
 from freq_transforms.trial.one_run import seeded_initialize
 from freq_transforms.trial.plan import trial_runs, trial_splits
+from freq_transforms.bundle.configs import Bundle
 from freq_transforms.trial.wiring import bundle_cases, wire_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ def test_the_seed_is_the_trials_and_the_bundle_keeps_its_initialisation():
 ])
 def test_the_data_ids_are_found_by_following_the_configs_references(bundle, ids, zoo):
     root = HIPPO if bundle == "hippocampus" else zoo / bundle
-    wiring = wire_bundle(root)
+    wiring = wire_bundle(Bundle(root))
     assert (wiring.train_data, wiring.val_data, wiring.infer_data, wiring.max_epochs) == ids
 
 
@@ -61,7 +62,7 @@ def test_the_split_is_paired_nested_and_keeps_one_image_in_one_part(hippocampus_
     listing = json.loads((data / "dataset.json").read_text())
     listing["training"].append({"image": f"./imagesTr/{twin.name}", "label": f"./labelsTr/{twin.name}"})
     (data / "dataset.json").write_text(json.dumps(listing))
-    cases, keys = bundle_cases(wire_bundle(HIPPO), data, tmp_path / "scratch")
+    cases, keys = bundle_cases(wire_bundle(Bundle(HIPPO)), data, tmp_path / "scratch")
     assert len(cases) == 13 and keys == ["image"]
     for folds in (None, 3):
         splits = trial_splits(cases, "image", [2, 4], [0, 1], folds=folds)

@@ -12,9 +12,10 @@ from ..errors import DataError
 from .case_checks import NAN_POLICIES, check_case, check_datalist, checked_datalist, load_voxels
 from .datalist import Item, NIFTI_SUFFIXES, bundle_image_list, image_list, load_msd_datalist, move_files
 from .fingerprints import cached_fingerprints, fingerprint_cache_file, image_fingerprint, participant_groups
-from .splits import bundle_split, fold_assignment, make_split, split_datalist
+from .splits import bundle_split, epoch_sampler, evaluation_cases, fold_assignment, make_split, split_datalist
 
 __all__ = ["DataError", "NAN_POLICIES", "check_case", "check_datalist", "checked_datalist", "load_voxels", "Item",
            "NIFTI_SUFFIXES", "bundle_image_list", "image_list", "load_msd_datalist", "move_files",
-           "cached_fingerprints", "fingerprint_cache_file", "image_fingerprint", "participant_groups", "bundle_split",
+           "cached_fingerprints", "fingerprint_cache_file", "image_fingerprint", "participant_groups", "bundle_split", "epoch_sampler",
+           "evaluation_cases",
            "fold_assignment", "make_split", "split_datalist"]

@@ -76,7 +76,7 @@ def image_list(path: str | os.PathLike) -> List[str]:
 
 def bundle_image_list(path: str | os.PathLike) -> List[str]:
     """:func:`image_list` for bundle configs: a bad ``input_dir`` reads ``input check failed: ...`` (one line
-    from ``python -m monai.bundle run``: :mod:`freq_transforms.bundle_checks`)."""
+    from ``python -m monai.bundle run``: :mod:`freq_transforms.bundle.checks`)."""
     try:
         return image_list(path)
     except DataError as err:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..atomic import atomic_write_text
+
 from ..errors import DataError
 from .case_checks import check_datalist
 from .datalist import Item, load_msd_datalist
@@ -177,10 +178,36 @@ def make_split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), s
     return split
 
 
-def bundle_split(*args: Any, **kwargs: Any) -> Dict[str, List[Item]]:
-    """:func:`make_split` for bundle configs: a data problem reads ``dataset check failed: <file> ...``
-    (one line from ``python -m monai.bundle run``: :mod:`freq_transforms.bundle_checks`)."""
+SPLIT_SETTINGS = ("dataset_dir", "split_ratio", "split_seed", "seed", "n_train", "num_classes", "in_channels",
+                  "nan_policy", "folds", "fold", "split_file", "members", "member", "train_on_val")
+
+
+def bundle_split(settings: Mapping[str, Any], output_dir: Optional[str] = None) -> Dict[str, List[Item]]:
+    """:func:`make_split` of a bundle's checked ``settings`` (:class:`freq_transforms.bundle.settings.Settings`;
+    ``check_data`` is ``check``), written under ``output_dir``: a data problem reads ``dataset check failed: <file>
+    ...`` (one line from ``python -m monai.bundle run``: :mod:`freq_transforms.bundle.checks`)."""
     try:
-        return make_split(*args, **kwargs)
+        return make_split(**{key: settings[key] for key in SPLIT_SETTINGS}, check=settings["check_data"],
+                          output_dir=output_dir)
     except DataError as err:
         raise DataError(f"dataset check failed: {err}") from None
+
+
+def epoch_sampler(dataset: Sequence[Any], epoch_length: Optional[int], batch_size: int) -> Any:
+    """A ``RandomSampler`` that draws ``epoch_length * batch_size`` cases for every epoch (one shuffled pass when
+    ``epoch_length`` is None), so each epoch starts a fresh pass of the loader and a resumed run draws the same
+    cases also where epochs end mid-pass (ignite would carry a half-used loader across epochs)."""
+    from torch.utils.data import RandomSampler  # torch only when a bundle trains
+
+    return RandomSampler(dataset, num_samples=None if epoch_length is None else epoch_length * batch_size)
+
+
+def evaluation_cases(split: Mapping[str, List[Item]], settings: Mapping[str, Any]) -> List[Item]:
+    """The cases a bundle's ``evaluate.json`` scores: the split's test part, or every case of
+    ``test_dataset_dir`` (an MSD-layout folder, checked as training checks its own) when the settings name one."""
+    from .case_checks import checked_datalist
+
+    if settings["test_dataset_dir"] is None:
+        return split["test"]
+    return checked_datalist(settings["test_dataset_dir"], settings["num_classes"], settings["in_channels"],
+                            settings["nan_policy"])

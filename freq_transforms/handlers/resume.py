@@ -13,7 +13,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 
 from .distributed import is_main_process
-from .weights import OverwritingDiskSaver
+from .weights import OverwritingDiskSaver, set_aside_previous_weights
 
 __all__ = ["RandomStates", "ResumeCheckpoint"]
 
@@ -91,7 +91,8 @@ class ResumeCheckpoint(Checkpoint):
     """Resume training after a crash or kill: the same command continues where the last epoch ended.
 
     ignite's ``Checkpoint`` of every object in ``save_dict`` (model, optimizer, trainer engine, best-model saver,
-    random states, ...) to ``path`` after every trainer epoch (atomic, rank 0 only); when the trainer starts and
+    random states, ...) to ``path`` after every trainer epoch (atomic, rank 0 only); attaching it to a trainer that
+    will start afresh sets the folder's previous weights aside; when the trainer starts and
     ``path`` exists, ``Checkpoint.load_objects`` puts them back and training continues from the next epoch. When
     training completes the file is deleted, so a later run starts afresh.
 
@@ -115,6 +116,9 @@ class ResumeCheckpoint(Checkpoint):
                          filename_pattern=self.path.name)
 
     def attach(self, engine: Engine) -> None:
+        """Load at start, save after every epoch, delete when complete; a run that will not resume first sets
+        the previous weights of ``path``'s folder aside (:func:`set_aside_previous_weights`)."""
+        set_aside_previous_weights(str(self.path.parent), self.enabled)
         engine.add_event_handler(Events.STARTED, self.load)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
         engine.add_event_handler(Events.COMPLETED, self.complete)

@@ -10,7 +10,9 @@ import torch
 from ignite.engine import Engine, Events
 from monai.handlers import ValidationHandler
 
-__all__ = ["PeriodicValidation", "PolyLearningRate"]
+__all__ = ["LR_SCHEDULES", "PeriodicValidation", "PolyLearningRate"]
+
+LR_SCHEDULES = ("constant", "poly")  # PolyLearningRate's power 0 and 0.9
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
-from ..checkpoint import load_weights
+from ..networks.checkpoint import load_weights
 from ..recipe import unwrap, weights_with_record
 from .distributed import is_main_process
 
@@ -175,14 +175,13 @@ class WeightsLoader:
     """
 
     def __init__(self, load_path: str, network: torch.nn.Module, map_location: Any = "cpu",
-                 spatial_size: Optional[Sequence[int]] = None, grid: Optional[Mapping[str, Any]] = None) -> None:
-        self.load_path, self.network, self.map_location = load_path, network, map_location
-        self.spatial_size, self.grid = spatial_size, grid
+                 recipe: Optional[Mapping[str, Any]] = None) -> None:
+        self.load_path, self.network, self.map_location, self.recipe = load_path, network, map_location, recipe
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self)
 
     def __call__(self, engine: Optional[Engine] = None) -> None:
-        record = load_weights(self.network, self.load_path, self.map_location, self.spatial_size, self.grid)
+        record = load_weights(self.network, self.load_path, self.map_location, self.recipe)
         version = (record or {}).get("freq_transforms_version")
         logger.info(f"loaded {self.load_path}" + (f" (trained with freq_transforms {version})" if version else ""))

@@ -291,7 +291,7 @@ def ct_scale_inference(bundle: Path, shape: Sequence[int] = CT_SHAPE, spacing: S
 
 
 def ct_scale_report(threads: int = 2) -> List[str]:
-    from ..bundle_paths import bundle_dir
+    from ..bundle.paths import bundle_dir
 
     bundle = bundle_dir("spleen_ct_fd_segmentation")
     result = ct_scale_inference(bundle, threads=threads)
@@ -399,7 +399,7 @@ def overlay_costs(bundle_root: Path, repeats: int, patch: Sequence[int] = (96, 9
     4 windows a batch, as the zoo spleen bundle infers)."""
     from monai.inferers import SlidingWindowInferer
 
-    from ..overlay import bundle_networks
+    from ..bundle.overlay import bundle_networks
 
     device = _device()
     networks = {k: v.to(device) for k, v in bundle_networks(bundle_root).items()}
@@ -474,7 +474,7 @@ def onnx_report(overlay_bundle: Optional[Path], repeats: int) -> List[str]:
     rows = []
     networks = {"FD bundle default (early v2, UNet 16-128)": (FrequencyDisentangledNet("UNet", 1, 3), (64, 64, 48))}
     if overlay_bundle is not None:
-        from ..overlay import bundle_networks
+        from ..bundle.overlay import bundle_networks
 
         built = bundle_networks(overlay_bundle, ("none", "early"))
         name = Path(overlay_bundle).name

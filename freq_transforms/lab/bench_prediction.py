@@ -3,7 +3,7 @@ ensemble and both (``python -m freq_transforms bench --only prediction``).
 
 Each setting runs the bundle's own preprocessing once per case and then its inferer (sliding window in patch mode)
 averaging as its ``inferer`` does (:class:`freq_transforms.networks.AveragingInferer`) in torch, and as exported by
-:func:`freq_transforms.onnx_inference.export_prediction` in onnxruntime; the labels of both are compared.
+:func:`freq_transforms.bundle.onnx_inference.export_prediction` in onnxruntime; the labels of both are compared.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SETTINGS = {"one model": (False, False), "mirroring (tta)": (True, False), "ense
 
 
 def _parser(bundle: Path, files: Sequence[str], overrides: Dict):
-    from ..overlay_commands import bundle_parser
+    from ..bundle.configs import bundle_parser
 
     return bundle_parser(bundle, [bundle / "configs" / f for f in files], overrides)
 
@@ -45,8 +45,8 @@ def prediction_times(bundle_root: Path, task: str, members: int = 5, repeats: in
     """Per setting: seconds per case in torch and onnxruntime, the share of voxels whose labels differ, and the
     number of ``members`` averaged. The ensemble is the bundle's own members (``models/fold*/model.pt``) where it
     ships them, else ``members`` copies of ``models/model.pt`` (a K-fold ensemble costs the same)."""
-    from ..checkpoint import load_weights
-    from ..onnx_inference import export_prediction
+    from ..networks.checkpoint import load_weights
+    from ..bundle.onnx_inference import export_prediction
 
     result = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,7 @@ import torch
 from monai.inferers import Inferer
 from torch import nn
 
-from ..checkpoint import load_weights
+from .checkpoint import load_weights
 from ..errors import DataError
 
 __all__ = ["MeanProbabilities", "AveragingInferer", "mirror_flips", "ensemble_members", "weights_file",
@@ -89,7 +89,7 @@ def ensemble_members(models_dir: str, pattern: str = MEMBERS) -> List[Path]:
     """The fold models of a bundle (``models/fold0/model.pt``, ...), sorted; one line when there are none."""
     found = sorted(Path(models_dir).glob(pattern))
     if not found:
-        raise DataError(f"ensemble: no {pattern} under {models_dir}; train the folds or pass --ensemble false")
+        raise DataError(f"ensemble: no {pattern} under {models_dir}; train the folds or pass --ensemble False")
     return found
 
 
@@ -112,7 +112,7 @@ def averaged_network(network: nn.Module, tta: bool = False, ensemble: bool = Fal
     sets the old members aside), that one model runs, with a warning: the prediction a user just trained."""
     if ensemble and _single_model_only(models_dir):
         logger.warning(f"ensemble: no fold*/model.pt under {models_dir}, so its model.pt runs alone "
-                       "(pass --ensemble false to say so, or train the members)")
+                       "(pass --ensemble False to say so, or train the members)")
         ensemble = False
     if not (tta or ensemble):
         return network

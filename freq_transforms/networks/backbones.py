@@ -1,6 +1,6 @@
 """Backbone surgery: build a MONAI network, find the size its input must divide by, find and split the convs that
 read its input, and run it on any input size. Used by :class:`~freq_transforms.networks.FrequencyDisentangledNet`
-and by the zoo overlay (:mod:`freq_transforms.overlay`).
+and by the zoo overlay (:mod:`freq_transforms.bundle.overlay`).
 """
 
 from __future__ import annotations

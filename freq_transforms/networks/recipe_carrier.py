@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping
 import torch
 from torch import nn
 
-from ..checkpoint import describe_mismatch, inference_kwargs, load_weights, without_training_heads
+from .checkpoint import describe_mismatch, inference_kwargs, load_weights, without_training_heads
 from ..errors import MissingWeightsError, WeightsMismatchError
 from ..recipe import NETWORK_KEYS, RECORD_KEY, as_json_values, read_recipe, recorded_settings
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..overlay_commands import bundle_parser
 from .plan import Run, TrialSplit, check_parts, sorted_sizes
 from .wiring import BundleWiring, Item, TrialError, keys_of, resolved_list
 
@@ -27,7 +26,7 @@ def split_keys(run: Run, folds: Optional[int]) -> Dict[str, Any]:
 
 
 def _check_keys(wiring: BundleWiring, folds: Optional[int]) -> None:
-    config = bundle_parser(wiring.root, wiring.train_configs).get()
+    config = wiring.bundle.parser(wiring.train_configs).get()
     missing = [k for k in SPLIT_KEYS + (("folds", "fold") if folds else ()) if k not in config]
     if missing:
         raise TrialError(f"--split bundle needs the bundle's own {', '.join(missing)} key(s), which "
@@ -37,7 +36,7 @@ def _check_keys(wiring: BundleWiring, folds: Optional[int]) -> None:
 def _test_cases(wiring: BundleWiring, keys: Dict[str, Any], val: List[Item]) -> List[Item]:
     if not (wiring.test_configs and wiring.test_data):
         raise TrialError("the bundle has no evaluate config with its own test cases: give --test_dir")
-    test = resolved_list(bundle_parser(wiring.root, wiring.test_configs, keys), wiring.test_data)
+    test = resolved_list(wiring.bundle.parser(wiring.test_configs, keys), wiring.test_data)
     if not test or any(case in val for case in test):
         raise TrialError(f"the bundle's evaluate config scores its validation cases ({wiring.test_data}), which is no "
                          "test: give --test_dir, or leave the split to the trial")
@@ -51,13 +50,13 @@ def bundle_own_splits(wiring: BundleWiring, dataset_dir: Path, scratch: Path, n_
     :class:`TrialError` (one line) where the bundle has no such keys, its validation part changes with ``n`` or
     the seed (the runs would not be paired), or a part is empty."""
     _check_keys(wiring, folds)
-    base = {**keys_of(overrides, bundle_parser(wiring.root, wiring.train_configs)), "dataset_dir": str(dataset_dir),
+    base = {**keys_of(overrides, wiring.bundle.parser(wiring.train_configs)), "dataset_dir": str(dataset_dir),
             "bundle_root": str(scratch)}
     splits = []
     for fold in range(folds or 1):
         def lists(n: Optional[int], seed: int) -> Dict[str, Any]:
             keys = {**base, **split_keys(Run(n, seed, "none", fold), folds)}
-            parser = bundle_parser(wiring.root, wiring.train_configs, keys)
+            parser = wiring.bundle.parser(wiring.train_configs, keys)
             return {"keys": keys, "train": resolved_list(parser, wiring.train_data),
                     "val": resolved_list(parser, wiring.val_data)}
 

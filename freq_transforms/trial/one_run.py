@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..atomic import atomic_write_text
-from ..bundle_input_size import ids_with_key
-from ..overlay import OVERLAY_FILE, write_overlay
-from ..overlay_commands import bundle_config, bundle_parser
+from ..bundle.input_size import ids_with_key
+from ..bundle.overlay import OVERLAY_FILE, write_overlay
+from ..bundle.configs import bundle_config
 from .plan import Run
 from .scoring import case_stem, score_case
 from .wiring import BundleWiring, Item, TrialError, keys_of
@@ -103,14 +103,13 @@ def train_run(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir: Path, 
     """Train ``run`` in ``run_dir/bundle``; return the seconds it took. ``max_epochs`` overrides the trainer's
     budget (the time estimate trains one epoch)."""
     bundle = run_dir / "bundle"
-    _copy_bundle(wiring.root, bundle)
-    configs = [bundle / c.relative_to(c.parents[1]) for c in wiring.train_configs]
-    native = fusion_settings(bundle_parser(bundle, configs), run.fusion)
+    _copy_bundle(wiring.bundle.root, bundle)
+    native = fusion_settings(wiring.bundle.parser(wiring.train_configs, root=bundle), run.fusion)
     extra = []
     if run.fusion != "none" and not native:
         write_overlay(bundle, fusion=run.fusion, force=True)
         extra.append(OVERLAY_FILE)
-    parser = bundle_parser(bundle, configs + [bundle / e for e in extra])
+    parser = wiring.bundle.parser(wiring.train_configs + [bundle / e for e in extra], root=bundle)
     trial = {**keys_of(overrides, parser), **native, "dataset_dir": str(dataset_dir), wiring.train_data: cases.train,
              wiring.val_data: cases.val, "initialize": seeded_initialize(parser.get().get("initialize"), run.seed)}
     if max_epochs is not None:
@@ -125,8 +124,7 @@ def train_run(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir: Path, 
 def _weights_for_inference(wiring: BundleWiring, bundle: Path, extra: List[str], since: float) -> None:
     """Put the weights training selected where the inference config loads them (the zoo template saves its best
     weights as ``model_key_metric=<value>.pt`` beside the epoch checkpoints, and loads ``models/model.pt``)."""
-    configs = [bundle / c.relative_to(c.parents[1]) for c in wiring.inference_configs] + [bundle / e for e in extra]
-    parser = bundle_parser(bundle, configs)
+    parser = wiring.bundle.parser(wiring.inference_configs + [bundle / e for e in extra], root=bundle)
     paths = []
     for config_id in ids_with_key(parser.get(), "load_path"):
         try:
@@ -157,8 +155,8 @@ def predict_and_score(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir
     label. Returns ``{"val": {case: scores}, "test": {...}, "infer_seconds": s}``."""
     bundle = run_dir / "bundle"
     extra = [OVERLAY_FILE] if (bundle / OVERLAY_FILE).is_file() else []
-    configs = [bundle / c.relative_to(c.parents[1]) for c in wiring.inference_configs]
-    native = fusion_settings(bundle_parser(bundle, configs), run.fusion)
+    parser = wiring.bundle.parser(wiring.inference_configs, root=bundle)
+    native = fusion_settings(parser, run.fusion)
     _weights_for_inference(wiring, bundle, extra, since)
     inputs = run_dir / "inputs" / "imagesTs"  # MSD layout: bundles that glob dataset_dir/imagesTs find them too
     shutil.rmtree(run_dir / "inputs", ignore_errors=True)
@@ -174,7 +172,7 @@ def predict_and_score(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir
             by_stem[case_stem(image.name)] = (part, case)
             items.append({key: str(inputs / Path(str(case[key])).name) if key == cases.image_keys[0] else case[key]
                           for key in cases.image_keys})
-    atomic_write_text(bundle / INFER_CONFIG, json.dumps({**keys_of(overrides, bundle_parser(bundle, configs)), **native,
+    atomic_write_text(bundle / INFER_CONFIG, json.dumps({**keys_of(overrides, parser), **native,
                                                          "dataset_dir": str(run_dir / "inputs"),
                                                          wiring.infer_data: items}, indent=1))
     start = time.time()

@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from tqdm import tqdm
 
 from ..atomic import atomic_write_text
-from ..overlay_commands import bundle_parser
-from ..overlay import OverlayError, write_overlay
+from ..bundle.configs import Bundle
+from ..bundle.overlay import OverlayError, write_overlay
 from .one_run import RESULT_FILE, TrialCases, fusion_settings, predict_and_score, train_run
 from .bundle_split import bundle_own_splits, split_keys
 from .plan import Run, TrialSplit, describe, largest, sorted_sizes, trial_runs, trial_splits
@@ -43,10 +43,10 @@ def _label_key(cases: List[Item], image_keys: List[str]) -> str:
 def _check_overrides(wiring: BundleWiring, overrides: Dict[str, Any]) -> None:
     """Every override names a key of the bundle's train or inference configs (one line with the nearest if not):
     a misspelt budget key would otherwise train with the bundle's default."""
-    from ..bundle_overrides import unknown_override
+    from ..bundle.overrides import unknown_override
 
-    keys = {**bundle_parser(wiring.root, wiring.inference_configs).get(),
-            **bundle_parser(wiring.root, wiring.train_configs).get()}
+    keys = {**wiring.bundle.parser(wiring.inference_configs).get(),
+            **wiring.bundle.parser(wiring.train_configs).get()}
     for key in overrides:
         problem = unknown_override(key, keys)
         if problem is not None:
@@ -55,19 +55,19 @@ def _check_overrides(wiring: BundleWiring, overrides: Dict[str, Any]) -> None:
 
 def _check_fusions_wrap(wiring: BundleWiring, fusions: Sequence[str], scratch: Path) -> None:
     """A bundle the overlay refuses stops here, in one line, before any training."""
-    parser = bundle_parser(wiring.root, wiring.train_configs)
+    parser = wiring.bundle.parser(wiring.train_configs)
     if fusion_settings(parser, "none"):
         return  # this project's bundles set their own fusion
     for fusion in [f for f in fusions if f != "none"]:
         copy = scratch / f"overlay_{fusion}"
         shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(wiring.root / "configs", copy / "configs")
-        if (wiring.root / "scripts").is_dir():
-            shutil.copytree(wiring.root / "scripts", copy / "scripts")
+        shutil.copytree(wiring.bundle.root / "configs", copy / "configs")
+        if (wiring.bundle.root / "scripts").is_dir():
+            shutil.copytree(wiring.bundle.root / "scripts", copy / "scripts")
         try:
             write_overlay(copy, fusion=fusion, force=True)
         except OverlayError as err:
-            raise TrialError(f"fusion {fusion} cannot be tried on {wiring.root.name}: {err}") from None
+            raise TrialError(f"fusion {fusion} cannot be tried on {wiring.bundle.root.name}: {err}") from None
 
 
 def _load_results(out: Path, runs: Sequence[Run]) -> Dict[str, Dict[str, Any]]:
@@ -107,13 +107,17 @@ def _last_epoch_seconds(log: Path) -> Optional[float]:
 
 
 def _budget(wiring: BundleWiring, overrides: Dict[str, Any]) -> Tuple[int, str]:
-    """The epochs each run trains, and the key that sets them as ``--overrides`` names it (the first key the
-    trainer's ``max_epochs`` refers to, else that id itself)."""
-    parser = bundle_parser(wiring.root, wiring.train_configs, keys_of(overrides, bundle_parser(
-        wiring.root, wiring.train_configs)))
+    """The epochs each run trains, and the key that sets them as ``--overrides`` names it: the first key the
+    trainer's ``max_epochs`` refers to (where that is a component, as this project's ``settings``, the key its
+    ``epochs`` entry refers to), else that id itself."""
+    parser = wiring.bundle.parser(wiring.train_configs, keys_of(overrides, wiring.bundle.parser(wiring.train_configs)))
     raw = parser.get(wiring.max_epochs)
     named = re.search(r"@([\w#]+)", raw) if isinstance(raw, str) else None
-    return int(parser.get_parsed_content(wiring.max_epochs)), named.group(1) if named else wiring.max_epochs
+    key = named.group(1) if named else wiring.max_epochs
+    component = parser.get(key)
+    if isinstance(component, dict) and isinstance(component.get("epochs"), str):
+        key = component["epochs"].lstrip("$@")
+    return int(parser.get_parsed_content(wiring.max_epochs)), key
 
 
 def _estimate(wiring: BundleWiring, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
@@ -163,8 +167,7 @@ def _splits(wiring: BundleWiring, dataset_dir: Path, scratch: Path, n_train: Seq
 
 def _layout(wiring: BundleWiring, overrides: Dict[str, Any]) -> Optional[str]:
     """This project's bundles' FD layer layout (their ``arch`` key), recorded so ``compare`` can pair by it."""
-    parser = bundle_parser(wiring.root, wiring.train_configs, keys_of(overrides, bundle_parser(
-        wiring.root, wiring.train_configs)))
+    parser = wiring.bundle.parser(wiring.train_configs, keys_of(overrides, wiring.bundle.parser(wiring.train_configs)))
     return str(parser.get_parsed_content("arch")) if "arch" in parser.get() else None
 
 
@@ -184,7 +187,7 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
             raise TrialError(f"{name} {folder} does not exist or is not a folder")
     overrides = dict(overrides or {})
     out.mkdir(parents=True, exist_ok=True)
-    wiring = wire_bundle(bundle_root)
+    wiring = wire_bundle(Bundle(bundle_root))
     _check_overrides(wiring, overrides)
     _check_fusions_wrap(wiring, fusions, out / "scratch")
     cases, keys, splits, test_cases = _splits(wiring, dataset_dir, out / "scratch", n_train, seeds, folds, overrides,

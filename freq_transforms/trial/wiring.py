@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import DataError, one_line
-from ..overlay_commands import bundle_config, bundle_parser, config_group
+from ..bundle.configs import Bundle
 
 __all__ = ["TrialError", "BundleWiring", "wire_bundle", "bundle_cases", "resolved_list", "keys_of"]
 
@@ -32,7 +32,7 @@ class BundleWiring:
     """The ids the trial overrides in one bundle (``train_data``: ``"train#dataset#data"`` in the zoo spleen
     bundle, ``"train_dataset#data"`` in the segmentation template) and the configs they live in."""
 
-    root: Path
+    bundle: Bundle
     train_configs: List[Path]
     inference_configs: List[Path]
     train_data: str
@@ -89,33 +89,31 @@ def _engine(config: Dict[str, Any], loader_key: str, config_file: Path, exclude:
     return min(found, key=lambda pair: pair[0].count("#"))
 
 
-def wire_bundle(root: Path) -> BundleWiring:
-    """Find the data, epoch and config ids of the bundle at ``root`` (JSON or YAML configs)."""
-    from monai.bundle import ConfigParser
-
-    train = bundle_config(root, "train")
-    inference = bundle_config(root, "inference")
+def wire_bundle(bundle: Bundle) -> BundleWiring:
+    """Find the data, epoch and config ids of ``bundle`` (JSON or YAML configs)."""
+    train, inference = bundle.config("train"), bundle.config("inference")
     if train is None or inference is None:
-        raise TrialError(f"{root / 'configs'} needs a train and an inference config (.json or .yaml) for a trial")
-    train_group = config_group(root, train, train)
-    config = ConfigParser.load_config_files([str(c) for c in train_group])
+        raise TrialError(f"{bundle.root / 'configs'} needs a train and an inference config (.json or .yaml) for a "
+                         "trial")
+    train_group = bundle.group(train, train)
+    config = bundle.parser(train_group).get()
     trainer_id, trainer = _engine(config, "train_data_loader", train)
     if "max_epochs" not in trainer:
         raise TrialError(f"the trainer {trainer_id} of {train} has no max_epochs")
     evaluator_id, evaluator = _engine(config, "val_data_loader", train, exclude=trainer_id)
-    infer_group = config_group(root, train, inference)
-    infer_config = ConfigParser.load_config_files([str(c) for c in infer_group])
+    infer_group = bundle.group(train, inference)
+    infer_config = bundle.parser(infer_group).get()
     infer_id, infer_engine = _engine(infer_config, "val_data_loader", inference)
-    wiring = BundleWiring(root=root, train_configs=train_group, inference_configs=infer_group,
+    wiring = BundleWiring(bundle=bundle, train_configs=train_group, inference_configs=infer_group,
                           train_data=_data_id(config, trainer_id, trainer, "train_data_loader"),
                           val_data=_data_id(config, evaluator_id, evaluator, "val_data_loader"),
                           infer_data=_data_id(infer_config, infer_id, infer_engine, "val_data_loader"),
                           max_epochs=f"{trainer_id}#max_epochs")
-    evaluate = next((c for c in (bundle_config(root, "evaluate"), bundle_config(root, "test")) if c), None)
+    evaluate = next((c for c in (bundle.config("evaluate"), bundle.config("test")) if c), None)
     if evaluate is not None:  # the bundle's own test list, where it keeps cases its training lists leave out
-        group = config_group(root, train, evaluate)
+        group = bundle.group(train, evaluate)
         try:
-            merged = ConfigParser.load_config_files([str(c) for c in group])
+            merged = bundle.parser(group).get()
             engine_id, engine = _engine(merged, "val_data_loader", evaluate)
             wiring.test_configs, wiring.test_data = group, _data_id(merged, engine_id, engine, "val_data_loader")
         except TrialError:
@@ -149,14 +147,14 @@ def bundle_cases(wiring: BundleWiring, dataset_dir: Path, scratch: Path,
     ``scratch``: where the bundle may write while listing (``bundle_root`` there); ``overrides``: the user's, of
     which those naming keys of the train config apply (e.g. one that turns off the bundle's data check)."""
     where = {"dataset_dir": str(dataset_dir), "bundle_root": str(scratch)}
-    parser = bundle_parser(wiring.root, wiring.train_configs, {
-        **keys_of(overrides or {}, bundle_parser(wiring.root, wiring.train_configs)), **where})
+    parser = wiring.bundle.parser(wiring.train_configs, {
+        **keys_of(overrides or {}, wiring.bundle.parser(wiring.train_configs)), **where})
     if "dataset_dir" not in parser.get():
         raise TrialError(f"{wiring.train_configs[0]} has no dataset_dir key to point at the trial's data")
     lists = [resolved_list(parser, wiring.train_data), resolved_list(parser, wiring.val_data)]
     if wiring.test_configs and wiring.test_data:
-        test_parser = bundle_parser(wiring.root, wiring.test_configs, {
-            **keys_of(overrides or {}, bundle_parser(wiring.root, wiring.test_configs)), **where})
+        test_parser = wiring.bundle.parser(wiring.test_configs, {
+            **keys_of(overrides or {}, wiring.bundle.parser(wiring.test_configs)), **where})
         lists.append(_safe_list(test_parser, wiring.test_data))
     seen, cases = set(), []
     for items in lists:
@@ -165,7 +163,7 @@ def bundle_cases(wiring: BundleWiring, dataset_dir: Path, scratch: Path,
             if key not in seen:
                 seen.add(key)
                 cases.append(item)
-    infer_parser = bundle_parser(wiring.root, wiring.inference_configs, where)
+    infer_parser = wiring.bundle.parser(wiring.inference_configs, where)
     infer_keys = sorted(set(k for item in _safe_list(infer_parser, wiring.infer_data) for k in item))
     return cases, [k for k in infer_keys if all(k in c for c in cases)] or _image_keys(cases)
 

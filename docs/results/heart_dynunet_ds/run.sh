@@ -21,7 +21,7 @@ one() {  # fold
     python - $A/configs/trial.json $B/configs/trial.json $f $H <<'PY'
 import json, sys
 from pathlib import Path
-from freq_transforms.overlay_commands import bundle_parser
+from freq_transforms.bundle.configs import bundle_parser
 unet, out, fold, bundle = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 if unet.is_file():
     trial = json.loads(unet.read_text())

@@ -24,23 +24,23 @@ from it. ``python -m freq_transforms bundles build`` writes ``bundles/<name>/`` 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from string import Template
 from typing import Any, Dict, List, Optional
 
-from .atomic import atomic_write_text
-from .checkpoint import inference_kwargs
+from ..atomic import atomic_write_text
+from ..networks.checkpoint import inference_kwargs
+from .schema import settings_table
+from .settings import keys_table
 
-__all__ = ["TASK_KEYS", "load_task", "bundle_files", "build_bundles"]
+__all__ = ["load_task", "dump_config", "bundle_files", "build_bundles"]
 
-# keys of the shared configs that a task sets (where a config has them)
-TASK_KEYS = ("dataset_dir", "spatial_size", "num_classes", "class_names", "split_ratio", "fusion", "arch", "intensity",
-             "augment", "epochs", "val_interval", "batch_size", "sampling", "patch_size", "target_spacing",
-             "crop_foreground", "samples_per_volume", "iterations_per_epoch", "largest_component", "backbone",
-             "backbone_kwargs", "lr_schedule", "tta", "ensemble", "sw_overlap")
 CONFIGS = ("train", "evaluate", "inference", "inference_onnx", "multi_gpu_train")
+BASES = {"evaluate": "train", "multi_gpu_train": "train", "inference_onnx": "inference"}  # listed after their base
 INTENSITY_WORDS = {"paper": "min-max per image, as in the paper", "ct_window": "Hounsfield window -57..164 HU, clipped",
                    "percentile": "0.5-99.5 percentiles of each image, clipped"}
+WIDTH = 118
 
 
 def load_task(path: Path) -> Dict[str, Any]:
@@ -59,16 +59,97 @@ def load_task(path: Path) -> Dict[str, Any]:
     return {**task, "num_classes": len(task["labels"]), "class_names": task["labels"]}
 
 
+def _inline(value: Any) -> str:
+    return json.dumps(value, separators=(", ", ": "))
+
+
+def _packed(items: List[str], indent: int, width: int) -> List[str]:
+    """``items`` (already rendered, each with its trailing comma but the last) greedily filled into lines."""
+    lines, line = [], ""
+    for item in items:
+        if line and indent + len(line) + 1 + len(item) > width:
+            lines.append(" " * indent + line)
+            line = item
+        else:
+            line = f"{line} {item}" if line else item
+    return lines + ([" " * indent + line] if line else [])
+
+
+def _render(value: Any, indent: int, room: int, width: int = WIDTH) -> str:
+    """``value`` as JSON starting at column ``indent`` with ``room`` columns left on its first line: inline where
+    it fits, else one item per line, scalar-only lists and objects packed several to a line."""
+    flat = _inline(value)
+    if not isinstance(value, (dict, list)) or len(flat) <= room:
+        return flat
+    inner = indent + 4
+    pairs = list(value.items()) if isinstance(value, dict) else [(None, v) for v in value]
+    rendered = []
+    for key, item in pairs:
+        head = "" if key is None else f"{json.dumps(key)}: "
+        rendered.append(head + _render(item, inner, width - inner - len(head) - 1, width))
+    items = [r + ("," if i < len(rendered) - 1 else "") for i, r in enumerate(rendered)]
+    scalars = all(not isinstance(v, (dict, list)) or len(_inline(v)) < 40 for _, v in pairs)
+    body = _packed(items, inner, width) if scalars else [" " * inner + item for item in items]
+    close = "}" if isinstance(value, dict) else "]"
+    return ("{" if isinstance(value, dict) else "[") + "\n" + "\n".join(body) + "\n" + " " * indent + close
+
+
+def dump_config(config: Dict[str, Any], width: int = WIDTH) -> str:
+    """A bundle config as JSON the way a person writes it: one top-level key per line, a value on that line where
+    it fits in ``width`` columns, short scalar items several to a line (``json.dumps(indent=4)`` gives every
+    list item its own line)."""
+    lines = []
+    for index, (key, value) in enumerate(config.items()):
+        head = f"    {json.dumps(key)}: "
+        comma = "," if index < len(config) - 1 else ""
+        lines.append(head + _render(value, 4, width - len(head) - 1, width) + comma)
+    return "{\n" + "\n".join(lines) + "\n}\n"
+
+
+def _referenced_settings(config: Any) -> List[str]:
+    """The settings keys ``config`` refers to (``@key`` anywhere in it), in the schema's order."""
+    text = json.dumps(config)
+    return [key for key in settings_table() if re.search(rf"@{key}\b(?![#\w])", text)]
+
+
+def _with_settings(config: Dict[str, Any], task: Dict[str, Any], keys: List[str], layered: bool) -> Dict[str, Any]:
+    """``config`` with each of ``keys`` set (the task's value, else the schema's default) after ``bundle_root``,
+    and listed in its ``settings`` component (``settings#key`` entries for a config listed after its base)."""
+    table = settings_table()
+    values = {key: task.get(key, table[key].default) for key in keys}
+    out: Dict[str, Any] = {}
+    for name, value in config.items():
+        if name == "settings" and not layered:
+            value = {**value, **{key: f"@{key}" for key in keys}}
+        out[name] = value
+        if name == "bundle_root" or (layered and not out.keys() - {name}):
+            out.update(values)
+    if layered:
+        out.update({f"settings#{key}": f"@{key}" for key in keys})
+    return out
+
+
+def config_settings(name: str) -> List[str]:
+    """The settings keys config ``name`` sets and lists in its ``settings`` (the schema's ``read_by``); a config
+    listed after its base (``evaluate``) only those its base lacks."""
+    return [key for key, setting in settings_table().items() if name in setting.read_by]
+
+
 def _configs(source: Path, task: Dict[str, Any], bundle_name: str) -> Dict[str, str]:
     files = {}
     for name in CONFIGS:
         config = json.loads((source / "configs" / f"{name}.json").read_text())
-        config.update({key: task[key] for key in TASK_KEYS if key in config and key in task})
+        keys = config_settings(name)
+        missing = sorted(set(_referenced_settings(config)) - set(keys) - set(config_settings(BASES.get(name, ""))))
+        if missing:
+            raise ValueError(f"configs/{name}.json refers to @{missing[0]}, which the settings schema does not give "
+                             f"it (freq_transforms.bundle.settings: configs=)")
+        config = _with_settings(config, task, keys, layered=name in BASES)
         if name == "inference" and isinstance(config.get("backbone_kwargs"), dict):
             config["backbone_kwargs"] = inference_kwargs(config["backbone_kwargs"])
         if isinstance(config.get("recipe"), dict):  # the recipe names the bundle that trained the weights
             config["recipe"]["bundle"] = {"name": bundle_name, "version": task["version"]}
-        files[f"configs/{name}.json"] = json.dumps(config, indent=4) + "\n"
+        files[f"configs/{name}.json"] = dump_config(config)
     return files
 
 
@@ -84,7 +165,7 @@ def _spacing_words(target_spacing: Any) -> str:
 
 def _sampling_words(task: Dict[str, Any]) -> Dict[str, str]:
     """README text for the grid: what a model sees, and the cutoff in cycles per mm."""
-    from .sampling import cutoff_cycles_per_mm
+    from ..sampling import cutoff_cycles_per_mm
 
     spacing = task["target_spacing"]
     if spacing == "median":
@@ -106,7 +187,7 @@ def _sampling_words(task: Dict[str, Any]) -> Dict[str, str]:
 
 
 def _metadata(source: Path, name: str, task: Dict[str, Any]) -> Dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     meta = json.loads((source / "metadata.json").read_text())
     labels, size = task["labels"], task["spatial_size"]
@@ -133,25 +214,17 @@ def _metadata(source: Path, name: str, task: Dict[str, Any]) -> Dict[str, Any]:
     return meta
 
 
-def _lr_schedule_words(task: Dict[str, Any]) -> str:
-    if "lr_schedule" in task:
-        return f"`{task['lr_schedule']}` (chosen for this task's shipped weights)"
-    return "`poly` in patch mode, `constant` in resize mode"
-
-
 def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> str:
     labels = task["labels"]
-    train = json.loads((source / "configs" / "train.json").read_text())
-    recipe = {key: json.dumps(task.get(key, train[key])) for key in ("epochs", "augment", "val_interval", "batch_size",
-                                                                      "samples_per_volume", "iterations_per_epoch",
-                                                                      "backbone", "backbone_kwargs", "sw_overlap")}
+    table = settings_table()
+    recipe = {key: json.dumps(task.get(key, table[key].default)) for key in ("sw_overlap",)}
     results = task_dir / task["expected_results_file"] if "expected_results_file" in task else source / "no_weights.md"
     values = {"name": name, "labels": ", ".join(f"{i} {n}" for i, n in enumerate(labels)),
               "labels_no_bg": ", ".join(f"{n} = {i}" for i, n in enumerate(labels) if i > 0),
               "size": "x".join(str(s) for s in task["spatial_size"]), "spatial_size": str(task["spatial_size"]),
               "size_commas": ", ".join(str(s) for s in task["spatial_size"]),
               "ratio": "/".join(str(r) for r in task["split_ratio"]), "expected_results": results.read_text().strip(),
-              **recipe, **_sampling_words(task), "lr_schedule_words": _lr_schedule_words(task),
+              **recipe, **_sampling_words(task), "keys_table": keys_table(task, list(settings_table())),
               "tta_default": json.dumps(task.get("tta", False)), "ensemble_default": json.dumps(task.get("ensemble", False)),
               "ensemble_note": f"\n{task['ensemble_note']}\n" if "ensemble_note" in task else "",
               **{key: task[key] for key in ("title", "task", "dataset_dir", "data_source", "fusion", "arch",

@@ -28,7 +28,7 @@ def overlay(bundle_root: str, fusion: str = "early", arch: str = "v2", cutoff: f
         fuse: paper layout only: concat, add or spectral.
         force: overwrite an overlay of other settings that sits beside trained weights in models/.
     """
-    from .overlay import OVERLAY_FILE, write_overlay
+    from ..bundle.overlay import OVERLAY_FILE, write_overlay
 
     commands = write_overlay(bundle_root, fusion, arch, float(cutoff), mask, int(features), fuse, force)
     lines = [f"wrote {Path(bundle_root) / OVERLAY_FILE}; from {bundle_root}:"]
@@ -45,7 +45,7 @@ def bundles_build(check: bool = False, source: str = "bundle_source", out: str =
         source: the source folder (shared configs, README template, one task file per bundle).
         out: the folder of the bundles.
     """
-    from .bundle_build import build_bundles
+    from ..bundle.build import build_bundles
 
     changed = build_bundles(Path(source), Path(out), check=bool(check))
     if check and changed:
@@ -57,7 +57,7 @@ def bundles_build(check: bool = False, source: str = "bundle_source", out: str =
 def bundles_list() -> str:
     """Print the bundles installed with the package: name, version, the weights each ships, and its folder
     (what --bundle_root or monai.bundle.load's bundle_dir takes)."""
-    from .bundle_paths import installed_bundles, shipped_weights
+    from ..bundle.paths import installed_bundles, shipped_weights
 
     lines = [f"bundles in {installed_bundles()}:"]
     for folder in sorted(p.parent.parent for p in installed_bundles().glob("*/configs/metadata.json")):
@@ -80,8 +80,8 @@ def onnx(bundle_root: str, tta: Optional[bool] = None, ensemble: Optional[bool] 
         out: the file to write (default: models/model.onnx).
         tta_axes: spatial axes to mirror, e.g. 0 or 0,1,2 (default: the bundle's tta_axes).
     """
-    from .bundle_checks import flag
-    from .onnx_inference import export_prediction
+    from ..bundle.checks import flag
+    from ..bundle.onnx_inference import export_prediction
 
     axes = None if tta_axes is None else [int(a) for a in (tta_axes if isinstance(tta_axes, (list, tuple))
                                                            else str(tta_axes).split(","))]
@@ -99,7 +99,7 @@ def release(bundles: str = "bundles", out: str = "dist", base_url: Optional[str]
         base_url: where the zips will be published, e.g. a GitHub release's download URL.
         weights_url: host models/ apart (a large_files.yml is shipped instead), e.g. a Hugging Face repo.
     """
-    from .release import release as make_release
+    from ..bundle.release import release as make_release
 
     return make_release(bundles, out, base_url, weights_url)
 
@@ -112,7 +112,7 @@ def recipe(weights: str, into: Optional[str] = None) -> str:
         into: an exported model (.onnx, or .ts) to write the recipe into (ONNX metadata_props
             freq_transforms_recipe, TorchScript extra file recipe.json), e.g. after monai.bundle onnx_export.
     """
-    from .recipe import read_recipe, write_recipe_into
+    from ..recipe import read_recipe, write_recipe_into
 
     found = read_recipe(weights)
     if found is None:

@@ -109,8 +109,8 @@ def check_arguments(prog: str, name: str, fn: Callable, args: Sequence[str]) -> 
 
 
 def _boolean(key: str, value: str) -> str:
-    from .bundle_checks import flag
-    from .errors import SettingsError
+    from ..bundle.checks import flag
+    from ..errors import SettingsError
 
     try:
         return f"--{key}={flag(value, key)}"

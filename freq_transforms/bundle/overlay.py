@@ -22,15 +22,16 @@ from torch import nn
 
 from monai.networks.utils import eval_mode
 
-from . import bundle_checks
-from .atomic import atomic_write_text
-from .bundle_input_size import bundle_input_sizes
-from .checkpoint import describe_mismatch
-from .errors import DataError, WeightsMismatchError, one_line
-from .networks import FrequencyDisentangledNet
-from .networks.backbones import backbone_divisor, first_tensor, probe
-from .overlay_commands import OVERLAY_FILE, bundle_config, bundle_parser, config_files, config_group, overlay_commands
-from .recipe import recorded_settings
+from . import checks as bundle_checks
+from ..atomic import atomic_write_text
+from .input_size import bundle_input_sizes
+from ..networks.checkpoint import describe_mismatch
+from ..errors import DataError, WeightsMismatchError, one_line
+from ..networks import FrequencyDisentangledNet
+from ..networks.backbones import backbone_divisor, first_tensor, probe
+from .settings import check_values
+from .configs import OVERLAY_FILE, Bundle, config_files, overlay_commands
+from ..recipe import recorded_settings
 
 __all__ = ["OVERLAY_FILE", "OverlayError", "FrequencyOverlay", "first_layer", "first_conv", "overlay_config",
            "bundle_networks", "write_overlay"]
@@ -137,35 +138,31 @@ def _rebuilding_factory(factory: Callable[..., nn.Module]) -> Callable[[int, int
     return build
 
 
-def _network_def(train_config: Path) -> Dict[str, Any]:
-    from monai.bundle import ConfigParser
-
+def _network_def(bundle: Bundle, train_config: Path) -> Dict[str, Any]:
     try:
-        config = ConfigParser.load_config_file(str(train_config))
+        config = bundle.content(train_config)
     except Exception as err:  # JSON and YAML parsers raise their own types
         raise OverlayError(f"{train_config} could not be read ({type(err).__name__}: {err})") from None
     network_def = config.get("network_def") if isinstance(config, dict) else None
     if not isinstance(network_def, dict) or "_target_" not in network_def:
         raise OverlayError(f"{train_config} has no network_def component (a dict with _target_): FD wraps a "
                            "bundle's network_def and cannot be overlaid here")
-    if network_def.get("_target_") == "freq_transforms.overlay.FrequencyOverlay":
+    if network_def.get("_target_") == "freq_transforms.bundle.overlay.FrequencyOverlay":
         raise OverlayError(f"{train_config} already defines an FD overlay network_def")
     return network_def
 
 
-def _uses_network_def(config_file: Path) -> bool:
+def _uses_network_def(bundle: Bundle, config_file: Path) -> bool:
     """Whether the config's ``network`` reaches ``network_def`` (``$@network_def.to(@device)``, or a DDP component
     whose ``module`` does); a config without ``network`` defers to the one it is combined with."""
-    from monai.bundle import ConfigParser
-
-    config = ConfigParser.load_config_file(str(config_file))
+    config = bundle.content(config_file)
     return "network" not in config or "@network_def" in json.dumps(config["network"])
 
 
-def _build_bundle_network(bundle_root: Path, configs: List[Path]) -> nn.Module:
+def _build_bundle_network(bundle: Bundle, configs: List[Path]) -> nn.Module:
     """The bundle's own network, built from its configs as monai.bundle would (its ``scripts/`` importable)."""
     try:
-        network = bundle_parser(bundle_root, configs).get_parsed_content("network_def", instantiate=True)
+        network = bundle.parser(configs).get_parsed_content("network_def", instantiate=True)
     except Exception as err:
         raise OverlayError(f"network_def of {configs[0]} could not be built ({one_line(err)})") from None
     if not isinstance(network, nn.Module):
@@ -187,13 +184,13 @@ def _runs_at(network: nn.Module, in_channels: int, size: Sequence[int]) -> bool:
     return True
 
 
-def _input_size(bundle_root: Path, train: Path, network: nn.Module) -> List[int]:
+def _input_size(bundle: Bundle, train: Path, network: nn.Module) -> List[int]:
     """The bundle's own input size (its configs' ``roi_size``, patch or crop size) where its network runs; else
     the smallest size it takes; else one line saying it ran on none."""
     layer = first_conv(network)
     spatial_dims, in_channels = (3 if isinstance(layer, nn.Conv3d) else 2), int(layer.in_channels)
-    groups = [config_group(bundle_root, train, c) for c in [train] + config_files(bundle_root)]
-    sizes = bundle_input_sizes(bundle_root, groups, spatial_dims)
+    groups = [bundle.group(train, c) for c in [train] + config_files(bundle.root)]
+    sizes = bundle_input_sizes(bundle, groups, spatial_dims)
     for size in sizes:
         if _runs_at(network, in_channels, size):
             return size
@@ -204,12 +201,12 @@ def _input_size(bundle_root: Path, train: Path, network: nn.Module) -> List[int]
     return list(probe.last_input.shape[2:])  # type: ignore[attr-defined]
 
 
-def _check_wraps(bundle_root: Path, train: Path, overlay: Dict[str, Any], size: List[int]) -> None:
+def _check_wraps(bundle: Bundle, train: Path, overlay: Dict[str, Any], size: List[int]) -> None:
     """Build the overlaid network and run it once at ``size``; any failure is one :class:`OverlayError` line."""
     fusion = overlay["network_def"]["fusion"]
     try:
         torch.manual_seed(0)
-        network = bundle_parser(bundle_root, [train], overlay).get_parsed_content("network_def")
+        network = bundle.parser([train], overlay).get_parsed_content("network_def")
         with eval_mode(network):
             output = first_tensor(network(torch.rand(1, network.in_channels, *size)))
         if list(output.shape[2:]) != list(size):
@@ -241,7 +238,7 @@ def overlay_config(network_def: Dict[str, Any], fusion: str = "early", arch: str
     mode) and a ``network_def`` wrapping it (checked at ``probe_size``, the bundle's input size)."""
     return {
         "fd_backbone_def": {**network_def, "_mode_": "callable"},
-        "network_def": {"_target_": "freq_transforms.overlay.FrequencyOverlay", "backbone_factory": "@fd_backbone_def",
+        "network_def": {"_target_": "freq_transforms.bundle.overlay.FrequencyOverlay", "backbone_factory": "@fd_backbone_def",
                         "fusion": fusion, "arch": arch, "cutoff": cutoff, "mask": mask, "features": features,
                         "fuse": fuse, "overlay_file": OVERLAY_FILE,
                         "probe_size": None if probe_size is None else list(probe_size)},
@@ -252,21 +249,22 @@ def bundle_networks(bundle_root: str | Path, fusions: Sequence[str] = ("none", "
                     arch: str = "v2") -> Dict[str, nn.Module]:
     """The bundle's own network (``"none"``) and its overlaid versions, each built with ``seed`` from the
     bundle's train config plus the overlay in memory (nothing is written): what the bench compares."""
-    root = Path(bundle_root).resolve()
-    train = _train_config(root)
-    network_def = _network_def(train)
+    bundle = Bundle(Path(bundle_root).resolve())
+    train = _train_config(bundle)
+    network_def = _network_def(bundle, train)
     networks = {}
     for fusion in fusions:
-        parser = bundle_parser(root, [train], None if fusion == "none" else overlay_config(network_def, fusion, arch))
+        parser = bundle.parser([train], None if fusion == "none" else overlay_config(network_def, fusion, arch))
         torch.manual_seed(seed)
         networks[fusion] = parser.get_parsed_content("network_def")
     return networks
 
 
-def _train_config(root: Path) -> Path:
-    train = bundle_config(root, "train")
+def _train_config(bundle: Bundle) -> Path:
+    train = bundle.config("train")
     if train is None:
-        raise OverlayError(f"{root / 'configs'} has no train.json or train.yaml: is {root} a bundle folder?")
+        raise OverlayError(f"{bundle.root / 'configs'} has no train.json or train.yaml: is {bundle.root} a bundle "
+                           "folder?")
     return train
 
 
@@ -276,21 +274,22 @@ def write_overlay(bundle_root: str | Path, fusion: str = "early", arch: str = "v
     line for each of its configs.
 
     The overlaid network is built for ``fusion`` and run once at the bundle's own input size (its configs'
-    ``roi_size``, patch or crop size, :func:`~freq_transforms.bundle_input_size.bundle_input_sizes`), which the
+    ``roi_size``, patch or crop size, :func:`~freq_transforms.bundle.input_size.bundle_input_sizes`), which the
     overlay records as ``probe_size``. Anything that stops it (no train config or ``network_def``, a first layer
     that is not a convolution, a network FD cannot wrap, an overlay of other settings beside trained weights
     without ``force``) raises :class:`OverlayError`, one line, and nothing is written.
     """
     root = Path(bundle_root).resolve()
-    bundle_checks.check_fd_settings(fusion, arch, fuse, mask, cutoff, features)
-    train = _train_config(root)
-    network_def = _network_def(train)
-    if not _uses_network_def(train):
+    check_values({"fusion": fusion, "arch": arch, "fuse": fuse, "mask": mask, "cutoff": cutoff, "features": features})
+    bundle = Bundle(root)
+    train = _train_config(bundle)
+    network_def = _network_def(bundle, train)
+    if not _uses_network_def(bundle, train):
         raise OverlayError(f"network in {train} does not use network_def (the zoo writes $@network_def.to(@device)): "
                            "an overlay of network_def would change nothing")
-    size = _input_size(root, train, _build_bundle_network(root, [train]))
+    size = _input_size(bundle, train, _build_bundle_network(bundle, [train]))
     overlay = overlay_config(network_def, fusion, arch, cutoff, mask, features, fuse, size)
-    _check_wraps(root, train, overlay, size)
+    _check_wraps(bundle, train, overlay, size)
     _check_not_overwriting(root, overlay, force)
     atomic_write_text(root / OVERLAY_FILE, json.dumps(overlay, indent=4) + "\n")
-    return overlay_commands(root, train)
+    return overlay_commands(root, train, bundle)

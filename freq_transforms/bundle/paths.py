@@ -11,7 +11,7 @@ __all__ = ["installed_bundles", "bundle_dir", "shipped_weights"]
 def installed_bundles() -> Path:
     """The folder of the five bundles shipped with the package: this checkout's ``bundles/`` for an editable
     install, ``site-packages/freq_transforms/bundles`` for a plain one."""
-    from . import bundles
+    from .. import bundles
 
     return Path(list(bundles.__path__)[0])
 
@@ -26,7 +26,7 @@ def bundle_dir(name: str) -> Path:
 
 def shipped_weights(bundle: Path) -> List[Path]:
     """The weights a bundle folder ships: ``models/model.pt`` and its ensemble members ``models/fold*/model.pt``."""
-    from .networks.averaging import MEMBERS
+    from ..networks.averaging import MEMBERS
 
     models = bundle / "models"
     return [p for p in [models / "model.pt", *sorted(models.glob(MEMBERS))] if p.is_file()]

@@ -15,8 +15,8 @@ from typing import Dict, Hashable, List, Mapping, Sequence, Set, Tuple
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from .data import check_case
-from .errors import DataError
+from ..data import check_case
+from ..errors import DataError
 
 __all__ = ["check_image_file", "CheckImaged", "InferenceInputs"]
 

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from .atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_write, atomic_write_text
 
 __all__ = ["ReleaseError", "bundle_files", "content_hash", "write_zip", "release"]
 

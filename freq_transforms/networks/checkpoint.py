@@ -17,9 +17,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .errors import MissingWeightsError, WeightsMismatchError
-from .fd_options import ARCHS, FUSE_OPS, FUSIONS
-from .recipe import NETWORK_KEYS, as_json_values, read_state_dict, recorded_settings, unwrap
+from ..errors import MissingWeightsError, WeightsMismatchError
+from ..fd_options import ARCHS, FUSE_OPS, FUSIONS
+from ..recipe import NETWORK_KEYS, as_json_values, read_state_dict, recorded_settings, unwrap
 
 __all__ = ["settings_that_matter", "Mismatch", "find_mismatch", "describe_mismatch", "checkpoint_mismatch",
            "inference_kwargs", "without_training_heads", "load_weights"]
@@ -213,12 +213,12 @@ def checkpoint_mismatch(network: torch.nn.Module, state_dict: Mapping[str, Any])
 
 
 def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location: Any = "cpu",
-                 spatial_size: Optional[Sequence[int]] = None,
-                 grid: Optional[Mapping[str, Any]] = None) -> Optional[Dict[str, Any]]:
+                 recipe: Optional[Mapping[str, Any]] = None) -> Optional[Dict[str, Any]]:
     """Load a ``state_dict`` file into ``network`` (DDP unwrapped), or stop with one line naming the file and the
-    bundle overrides to pass. Recipe settings (``spatial_size``, and ``grid``: ``sampling``, ``patch_size``,
-    ``target_spacing``, ``intensity``) other than those trained with are a warning naming the override: the
-    weights fit, but they see input they were not trained on. Returns the record."""
+    bundle overrides to pass. A ``recipe`` (the config's, :func:`freq_transforms.bundle.settings.recipe_record`)
+    whose ``sampling``, ``intensity``, ``spatial_size``, ``patch_size`` or ``target_spacing`` differ from the one
+    trained with is a warning naming the override: the weights fit, but they see input they were not trained on.
+    Returns the record."""
     path = Path(path)
     if not path.is_file():
         raise MissingWeightsError(f"checkpoint {path} does not exist: train first, or pass --bundle_root <the "
@@ -236,8 +236,7 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, map_location
     record = recorded_settings(state)
     if isinstance(getattr(target, "recipe_json", None), str):
         target.recipe_json = json.dumps(record or {})
-    _warn_on_other_grid(path, record or {}, {**({"spatial_size": spatial_size} if spatial_size else {}),
-                                             **(grid or {})})
+    _warn_on_other_grid(path, record or {}, recipe or {})
     return record
 
 

@@ -17,8 +17,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from .errors import DataError
-from .networks.averaging import ensemble_members, weights_file
+from ..errors import DataError
+from ..networks.averaging import ensemble_members, weights_file
 
 __all__ = ["PREDICTION_KEY", "OnnxRuntimeNetwork", "export_prediction", "prediction_input_size"]
 
@@ -44,10 +44,10 @@ def export_prediction(bundle_root: Path, tta: Optional[bool] = None, ensemble: O
     go into the file's metadata. Nothing is written when a step fails."""
     from monai.networks.utils import convert_to_onnx
 
-    from .checkpoint import load_weights
-    from .networks.averaging import averaged_network
-    from .overlay_commands import bundle_parser
-    from .recipe import ONNX_KEY, as_json_values, unwrap, write_onnx_metadata
+    from ..networks.checkpoint import load_weights
+    from ..networks.averaging import averaged_network
+    from .configs import bundle_parser
+    from ..recipe import ONNX_KEY, as_json_values, unwrap, write_onnx_metadata
 
     config = bundle_root / "configs" / "inference.json"
     if not config.is_file():
@@ -87,7 +87,7 @@ def _configured(parser: Any, key: str) -> bool:
     """The inference config's ``tta`` or ``ensemble`` (read through its flags); off in a bundle from before it."""
     if key not in parser.get():
         return False
-    from .bundle_checks import flag
+    from .checks import flag
 
     return flag(parser.get_parsed_content(key), key)
 
@@ -123,7 +123,10 @@ class OnnxRuntimeNetwork(nn.Module):
         self.input_name = self.session.get_inputs()[0].name
         self.prediction: Dict[str, Any] = json.loads(
             self.session.get_modelmeta().custom_metadata_map.get(PREDICTION_KEY, "{}"))
-        for key, wanted in (expect or {}).items():
+        expect = dict(expect or {})
+        if not expect.get("tta", True):  # without mirroring its axes do not matter
+            expect.pop("tta_axes", None)
+        for key, wanted in expect.items():
             exported, wanted = _setting(self.prediction.get(key)), _setting(wanted)
             if exported != wanted:
                 raise DataError(f"{path} was exported with {key}={exported}, the config asks {key}={wanted}: export "

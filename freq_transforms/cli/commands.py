@@ -29,7 +29,7 @@ def phantoms(task: str, out: str, n: int = 12, seed: int = 0, shape: Optional[Se
         shape: grid size, e.g. 48,48,32 (default: the task's own).
         overwrite: replace a non-empty ``out``.
     """
-    from .lab.phantoms import write_phantom_dataset
+    from ..lab.phantoms import write_phantom_dataset
 
     grid = [int(s) for s in _as_list(shape)] if shape is not None else None
     return str(write_phantom_dataset(task, out, n, seed, grid, overwrite))
@@ -51,7 +51,7 @@ def split(dataset_dir: str, split_ratio: Sequence[float] = (166, 42, 52), split_
         fold: which fold (0..folds-1).
         list_cases: list the cases of each part, not just their counts.
     """
-    from .data import make_split
+    from ..data import make_split
 
     parts = make_split(dataset_dir, [float(r) for r in _as_list(split_ratio)], split_seed, seed, n_train, output_dir,
                        folds=folds, fold=fold)
@@ -74,7 +74,7 @@ def figure(image: str, out: str = "frequency_split.png", cutoffs: Sequence[float
         mask: low-pass mask: box, ball or gaussian.
         centered: the true low-pass (True) or the released code's unshifted split (False).
     """
-    from .lab.plots import frequency_split_figure
+    from ..lab.plots import frequency_split_figure
 
     return str(frequency_split_figure(image, out, [float(c) for c in _as_list(cutoffs)], mask, centered))
 
@@ -89,7 +89,7 @@ def curve(csv: Sequence[str], out: str = "dice_vs_time.png", labels: Optional[Se
         labels: a legend label per file (default: each file's run folder name).
         title: figure title.
     """
-    from .lab.plots import dice_time_figure
+    from ..lab.plots import dice_time_figure
 
     files = [str(c) for c in _as_list(csv)]
     names = [str(n) for n in _as_list(labels)] if labels else [Path(f).parent.parent.name for f in files]
@@ -118,8 +118,8 @@ def demo(out: str = "demo_output", n_cases: int = 20, epochs: int = 16, val_inte
             on 2 CPU cores; DynUNet (or null: the bundle's own, DynUNet with deep supervision) takes about 4.5 times
             as long per step.
     """
-    from .bundle_paths import bundle_dir
-    from .lab.demo import run_demo
+    from ..bundle.paths import bundle_dir
+    from ..lab.demo import run_demo
 
     folder = Path(bundle) if bundle else bundle_dir("hippocampus_mri_fd_segmentation")
     return str(run_demo(Path(out), folder, n_cases, epochs, val_interval, _as_list(fusions) if fusions else None,
@@ -142,9 +142,9 @@ def bench(repeats: int = 7, train_size: Sequence[int] = (64, 64, 48), out: Optio
             ct: the spleen bundle's patch-mode inference on a 512x512x200 CT phantom at 0.8x0.8x2.5 mm, peak memory
             and time. prediction: seconds per case of the shipped bundles, torch and onnxruntime, tta and ensemble.
     """
-    from .atomic import atomic_write_text
-    from .lab.bench import run_benchmarks
-    from .bundle_paths import bundle_dir
+    from ..atomic import atomic_write_text
+    from ..lab.bench import run_benchmarks
+    from ..bundle.paths import bundle_dir
 
     folder = Path(bundle) if bundle else bundle_dir("hippocampus_mri_fd_segmentation")
     size = [int(s) for s in _as_list(train_size)]
@@ -211,8 +211,8 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
             CI lies beyond +-margin, level where it lies within, inconclusive otherwise.
         min_cases: fewer test cases than this (default 10) show no interval, only the mean difference.
     """
-    from .trial import run_trial
-    from .trial.report import VerdictRules
+    from ..trial import run_trial
+    from ..trial.report import VerdictRules
 
     sizes = [None if str(n) == "all" else int(n) for n in _as_list(n_train)]
     given = {"margin": margin, "min_cases": min_cases}
@@ -231,7 +231,7 @@ def export(out: str, dest: str) -> str:
         out: the trial's output folder.
         dest: folder to create or update, e.g. docs/results/hippocampus_grid (trial.md, trial.json, trial.png).
     """
-    from .trial import export_trial
+    from ..trial import export_trial
 
     return str(export_trial(Path(out), Path(dest)))
 
@@ -250,7 +250,7 @@ def compare(a: str, b: str, n_train: str = "4", fusion_a: str = "early", fusion_
         arch_b: layer layout of side B (v2 or paper; default: any).
         seed: compare the runs of this seed only (default: each side averaged over all its seeds).
     """
-    from .trial import compare_folders
+    from ..trial import compare_folders
 
     n = None if str(n_train) == "all" else int(n_train)
     return compare_folders(Path(a), Path(b), n, str(fusion_a), str(fusion_b or fusion_a), arch_a, arch_b,
@@ -264,7 +264,7 @@ def contrast(task: str = "red_nucleus", n: int = 6) -> Dict[str, float]:
         task: red_nucleus, dentate_nucleus, spleen, heart or hippocampus.
         n: phantoms to average over (mean scaled target minus mean scaled surroundings).
     """
-    from .lab.contrast import phantom_contrast
+    from ..lab.contrast import phantom_contrast
 
     return {mode: round(value, 3) for mode, value in phantom_contrast(task, n=int(n)).items()}
 

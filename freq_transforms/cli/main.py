@@ -1,6 +1,6 @@
 """Command line: ``python -m freq_transforms <command> [--option value ...]`` (``--help`` on each).
 
-Only dispatch: the commands are :mod:`freq_transforms.commands`, and :mod:`freq_transforms.strict_fire` checks a
+Only dispatch: the commands are :mod:`freq_transforms.cli.commands`, and :mod:`freq_transforms.cli.fire` checks a
 command line before fire runs it.
 """
 
@@ -10,7 +10,7 @@ import sys
 from typing import List, Optional, Sequence, Tuple
 
 from .commands import COMMANDS
-from .strict_fire import UsageError, check_arguments, command_help, main_help, nearest, spell_flags
+from .fire import UsageError, check_arguments, command_help, main_help, nearest, spell_flags
 
 __all__ = ["PROG", "COMMANDS", "main", "resolve_command"]
 
@@ -39,7 +39,7 @@ def run(name: str, args: List[str]) -> None:
     check_arguments(PROG, name, fn, args)
     import fire
 
-    from .errors import DataError, missing_module
+    from ..errors import DataError, missing_module
 
     try:
         fire.Fire(fn, command=args, name=f"{PROG} {name}")
@@ -54,7 +54,7 @@ def run(name: str, args: List[str]) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point; bad input ends with a one-line ``error: ...`` and exit code 2."""
-    from .bundle_checks import install_one_line_errors
+    from ..bundle.checks import install_one_line_errors
 
     install_one_line_errors()  # the commands that run bundles in this process (demo, trial, sweep) end as theirs do
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -2,7 +2,7 @@
 
 monai.bundle accepts any override and sets it, so ``--epoch 2`` (for ``--epochs``) would train with the default
 silently. :func:`check_overrides` runs first in every workflow of this project's bundles (through
-:func:`freq_transforms.bundle_checks.check_settings`) and stops such a run in one line naming the nearest key.
+:class:`freq_transforms.bundle.settings.Settings`) and stops such a run in one line naming the nearest key.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .errors import SettingsError
+from ..errors import SettingsError
 
 __all__ = ["check_overrides", "unknown_override"]
 

@@ -8,9 +8,10 @@ for these keys at any depth, and each value is resolved by ``monai.bundle.Config
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Iterator, List, Sequence, Tuple
+
+from .configs import Bundle
 
 __all__ = ["SIZE_KEYS", "bundle_input_sizes", "ids_with_key"]
 
@@ -44,7 +45,7 @@ def _as_size(value: Any, spatial_dims: int) -> List[int]:
     return []
 
 
-def bundle_input_sizes(bundle_root: Path, config_groups: Sequence[Sequence[Path]], spatial_dims: int) -> List[List[int]]:
+def bundle_input_sizes(bundle: Bundle, config_groups: Sequence[Sequence[Path]], spatial_dims: int) -> List[List[int]]:
     """The sizes the bundle's configs give for its network input, most trusted first, without repeats.
 
     ``config_groups``: the config files of each workflow as they run together (``[[train], [train, evaluate],
@@ -53,19 +54,15 @@ def bundle_input_sizes(bundle_root: Path, config_groups: Sequence[Sequence[Path]
     Example: the zoo spleen bundle gives ``[[96, 96, 96]]`` (its inferer's ``roi_size`` and its crop's
     ``spatial_size``).
     """
-    from monai.bundle import ConfigParser
-
-    if str(bundle_root) not in sys.path:
-        sys.path.insert(0, str(bundle_root))
     sizes: List[List[int]] = []
+    parsers = []
+    for group in config_groups:
+        try:
+            parsers.append(bundle.parser(list(group)))
+        except KeyError:  # it sets ids of a section no config of the group has: it cannot run as grouped
+            continue
     for key in SIZE_KEYS:
-        for group in config_groups:
-            parser = ConfigParser()
-            try:
-                parser.read_config([str(path) for path in group])
-            except KeyError:  # it sets ids of a section no config of the group has: it cannot run as grouped
-                continue
-            parser["bundle_root"] = str(bundle_root)
+        for parser in parsers:
             for config_id in ids_with_key(parser.get(), key):
                 try:
                     size = _as_size(parser.get_parsed_content(config_id, instantiate=False), spatial_dims)

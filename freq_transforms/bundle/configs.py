@@ -1,4 +1,5 @@
-"""Which of a bundle's configs run together, and the command line for each of them with the FD overlay.
+"""A bundle's configs read once (:class:`Bundle`), which of them run together, and the command line for each of
+them with the FD overlay.
 
 The zoo runs a config that has no ``network_def`` of its own on top of the train config (``evaluate.json``), one
 named after another config on top of that one (``multi_gpu_evaluate.json`` on ``evaluate.json``,
@@ -8,13 +9,14 @@ monai.bundle has no such rule: the zoo writes it into each bundle's README.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-__all__ = ["OVERLAY_FILE", "CONFIG_SUFFIXES", "bundle_config", "bundle_parser", "config_files", "config_group",
-           "overlay_commands"]
+__all__ = ["OVERLAY_FILE", "CONFIG_SUFFIXES", "Bundle", "bundle_config", "bundle_parser", "config_files",
+           "config_group", "overlay_commands"]
 
 OVERLAY_FILE = "configs/fd_overlay.json"
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
@@ -31,19 +33,68 @@ def bundle_config(bundle_root: Path, name: str) -> Optional[Path]:
     return None
 
 
-def bundle_parser(root: Path, configs: List[Path], overrides: Optional[Dict[str, Any]] = None) -> Any:
-    """A ``ConfigParser`` of ``configs`` as ``monai.bundle run`` reads them (``bundle_root`` set, the bundle's
-    ``scripts/`` importable), with ``overrides`` (ids, ``#`` for nesting) applied."""
-    from monai.bundle import ConfigParser
+class Bundle:
+    """A bundle folder whose config files are each read from disk once: one object per command, passed to the
+    trial, the overlay and ONNX inference, which build as many parsers of it as they need.
 
-    parser = ConfigParser()
-    parser.read_config([str(c) for c in configs])
-    parser["bundle_root"] = str(root)
-    for key, value in (overrides or {}).items():
-        parser[key] = value
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return parser
+    ``ConfigParser.read_config`` reads its files at every call; this keeps each file's content and hands out
+    copies, merged the way ``monai.bundle run`` merges a list of files (later ids, ``#`` for nesting, win).
+
+    Example::
+
+        >>> bundle = Bundle("bundles/hippocampus_mri_fd_segmentation")            # doctest: +SKIP
+        >>> bundle.parser([bundle.config("train")], {"epochs": 2}).get("epochs")  # doctest: +SKIP
+        2
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._contents: Dict[Path, Dict[str, Any]] = {}
+
+    def content(self, config: Path) -> Dict[str, Any]:
+        """A copy of ``config``'s content (read on first use; ``{}`` for a file that is not a mapping)."""
+        from monai.bundle import ConfigParser
+
+        key = Path(config).resolve()
+        if key not in self._contents:
+            loaded = ConfigParser.load_config_file(str(config))
+            self._contents[key] = loaded if isinstance(loaded, dict) else {}
+        return copy.deepcopy(self._contents[key])
+
+    def config(self, name: str) -> Optional[Path]:
+        """``configs/<name>.json``, ``.yaml`` or ``.yml``, if the bundle has one."""
+        return bundle_config(self.root, name)
+
+    def group(self, train: Path, config: Path) -> List[Path]:
+        """The configs ``config`` runs with, in order (:func:`config_group`)."""
+        return config_group(self.root, train, config, self)
+
+    def parser(self, configs: List[Path], overrides: Optional[Dict[str, Any]] = None,
+               root: Optional[Path] = None) -> Any:
+        """A ``ConfigParser`` of ``configs`` as ``monai.bundle run`` reads them (``bundle_root`` set to ``root``,
+        this bundle's by default, and its ``scripts/`` importable), with ``overrides`` (ids, ``#`` for nesting)
+        applied."""
+        from monai.bundle import ConfigParser
+
+        merged = ConfigParser(config={})
+        for config in configs:
+            for key, value in self.content(config).items():
+                merged[key] = value
+        parser = ConfigParser()
+        parser.read_config(merged.get())
+        root = Path(root or self.root)
+        parser["bundle_root"] = str(root)
+        for key, value in (overrides or {}).items():
+            parser[key] = value
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        return parser
+
+
+def bundle_parser(root: Path, configs: List[Path], overrides: Optional[Dict[str, Any]] = None) -> Any:
+    """:meth:`Bundle.parser` of a bundle read for this one parser (a command that reads a bundle more than once
+    keeps one :class:`Bundle`)."""
+    return Bundle(root).parser(configs, overrides)
 
 
 def config_files(bundle_root: Path) -> List[Path]:
@@ -52,14 +103,11 @@ def config_files(bundle_root: Path) -> List[Path]:
                   if p.suffix in CONFIG_SUFFIXES and p.stem not in NOT_WORKFLOWS)
 
 
-def _load(config: Path) -> Dict[str, Any]:
-    from monai.bundle import ConfigParser
-
+def _load(config: Path, bundle: Optional[Bundle] = None) -> Dict[str, Any]:
     try:
-        loaded = ConfigParser.load_config_file(str(config))
+        return (bundle or Bundle(config.parents[1])).content(config)
     except Exception:  # noqa: BLE001  (an unreadable config is reported when it runs)
         return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def _base(bundle_root: Path, name: str) -> Optional[Path]:
@@ -70,14 +118,14 @@ def _base(bundle_root: Path, name: str) -> Optional[Path]:
     return next((c for c in map(lambda n: bundle_config(bundle_root, n), candidates) if c is not None), None)
 
 
-def config_group(bundle_root: Path, train: Path, config: Path) -> List[Path]:
+def config_group(bundle_root: Path, train: Path, config: Path, bundle: Optional[Bundle] = None) -> List[Path]:
     """The configs ``config`` runs with, in order (``[train, evaluate, multi_gpu_evaluate]``)."""
     if config == train:
         return [train]
     base = _base(bundle_root, config.stem)
     if base is not None and base != config:
-        return config_group(bundle_root, train, base) + [config]
-    loaded = _load(config)
+        return config_group(bundle_root, train, base, bundle) + [config]
+    loaded = _load(config, bundle)
     return [config] if "network_def" in loaded and not _sets_missing_sections(loaded) else [train, config]
 
 
@@ -88,10 +136,10 @@ def _sets_missing_sections(config: Dict[str, Any]) -> bool:
     return any("#" in key and key.split("#")[0] not in config for key in config)
 
 
-def loads_exported_network(config: Path) -> bool:
+def loads_exported_network(config: Path, bundle: Optional[Bundle] = None) -> bool:
     """Whether ``config`` sets ``network_def`` to an expression (a TorchScript/TensorRT file loaded) rather than a
     component: the overlay does not belong on its command line, it belongs on the export's."""
-    network_def = _load(config).get("network_def")
+    network_def = _load(config, bundle).get("network_def")
     return network_def is not None and not (isinstance(network_def, dict) and "_target_" in network_def)
 
 
@@ -100,18 +148,19 @@ def _files(bundle_root: Path, paths: List[Path], overlay: bool) -> str:
     return "\"['" + "','".join(names) + "']\""
 
 
-def overlay_commands(bundle_root: Path, train: Path) -> Dict[str, str]:
+def overlay_commands(bundle_root: Path, train: Path, bundle: Optional[Bundle] = None) -> Dict[str, str]:
     """The command line, run from the bundle root, for every workflow config of the bundle with the overlay."""
+    bundle = bundle or Bundle(bundle_root)
     meta = bundle_config(bundle_root, "metadata")
     meta_arg = f" --meta_file {meta.relative_to(bundle_root).as_posix()}" if meta else ""
     ordered = [train] + [c for c in config_files(bundle_root) if c != train]
     lines = {}
     for config in ordered:
-        network = _load(config).get("network")
+        network = _load(config, bundle).get("network")
         if network is not None and "@network_def" not in json.dumps(network):
             continue  # its network is not network_def: the overlay would change nothing there
-        group = config_group(bundle_root, train, config)
-        exported = loads_exported_network(config)
+        group = bundle.group(train, config)
+        exported = loads_exported_network(config, bundle)
         multi = any(p.stem.startswith(MULTI_GPU_PREFIX) for p in group)
         runner = "torchrun --standalone --nnodes=1 --nproc_per_node=<GPUs> -m monai.bundle run" if multi \
             else "python -m monai.bundle run"
