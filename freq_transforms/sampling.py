@@ -34,7 +34,8 @@ from monai.transforms import CropForegroundd, InvertibleTransform, MapTransform,
 from .errors import DataError
 
 __all__ = ["SAMPLINGS", "ras_spacing", "median_spacing", "recorded_target_spacing", "resolve_target_spacing",
-           "cutoff_cycles_per_mm", "TargetSpacingd", "Gridd", "grid_inferer"]
+           "cutoff_cycles_per_mm", "TargetSpacingd", "Gridd", "grid_inferer",
+           "random_transforms"]
 
 SAMPLINGS = ("resize", "patch")
 
@@ -191,3 +192,9 @@ def grid_inferer(sampling: str, patch_size: Sequence[int], sw_batch_size: int = 
         return SlidingWindowInferer(roi_size=patch_size, sw_batch_size=sw_batch_size, overlap=sw_overlap,
                                     mode="gaussian")
     return SimpleInferer()
+
+
+def random_transforms(sampling: str, patch_sampler: Any, augment: bool, augmentations: Sequence[Any]) -> List[Any]:
+    """The random part of a bundle's training pipeline: ``patch_sampler`` in patch mode, then ``augmentations``
+    when ``augment``; what ``train#random_transforms`` lists after the cached deterministic part."""
+    return ([patch_sampler] if sampling == "patch" else []) + (list(augmentations) if augment else [])

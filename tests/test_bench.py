@@ -64,6 +64,7 @@ def test_loading_times_parse_the_bundle_preprocessing_without_its_metadata():
     assert load.call_count == 2 * 4 * (1 + 3)
 
 
+@pytest.mark.slow
 def test_ct_scale_inference_reports_memory_and_the_grid():
     """The CT-scale benchmark's measurement on a small volume: the child's own peak memory (more than an empty
     Python, less than the machine) and the label map on the input's grid (the full size runs in the bench)."""

@@ -63,7 +63,8 @@ def test_each_config_sets_and_lists_its_settings_and_refers_to_no_other(bundle):
         assert referred <= set(keys), f"{name}.json refers to settings it does not set: {referred - set(keys)}"
 
 
-@pytest.mark.parametrize("group", list(GROUPS))
+@pytest.mark.parametrize("group", ["train", "inference", *(pytest.param(g, marks=pytest.mark.slow)
+                                                           for g in ("evaluate", "multi_gpu_train"))])
 def test_each_boolean_and_nullable_key_reads_as_fire_passes_it(group):
     table = settings_table()
     flags = [k for k in _group_keys(group) if table[k].kind.get("type") == "boolean" and not table[k].nullable]

@@ -240,8 +240,11 @@ def test_config_workflow_properties(name, workflow_type, configs, phantom_sets, 
     assert workflow.check_properties() == []
 
 
+SHIPPED = ("heart_mri_fd_segmentation", "hippocampus_mri_fd_segmentation")  # the bundles with weights: fast suite
+
+
 @pytest.mark.parametrize("sampling", ["resize", "patch"])
-@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("name", [n if n in SHIPPED else pytest.param(n, marks=pytest.mark.slow) for n in BUNDLES])
 def test_train_infer_evaluate_export(name, sampling, phantom_sets, tmp_path):
     bundle = ROOT / "bundles" / name
     data = phantom_sets[BUNDLES[name]]

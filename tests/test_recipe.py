@@ -67,6 +67,7 @@ def test_ckpt_export_carries_the_recipe(weights, tmp_path):
     assert json.loads(extra["recipe.json"]) == read_recipe(weights) and json.loads(extra["metadata.json"])
 
 
+@pytest.mark.slow
 def test_onnx_export_carries_the_recipe_once_stamped(weights, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     onnx_file = tmp_path / "model.onnx"

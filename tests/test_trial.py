@@ -223,3 +223,28 @@ def test_a_trial_estimated_above_max_hours_stops_before_its_first_run(hippocampu
     assert re.fullmatch(r"error: the trial would take about [\d.]+ h, above --max_hours 0.01: pass --yes to run it "
                         r"anyway, or lower the budget, e.g. --overrides \"\{'epochs': \d+\}\"", line), line
     assert not (out / "runs").exists()
+
+
+def test_only_names_a_run_of_the_plan_or_stops_in_one_line_listing_them(hippocampus_cases, tmp_path):
+    with pytest.raises(TrialError, match=r"^--only 'fold0_n2_s0_erly' is no run of this plan: give a name "
+                                         r"\(fold0_n2_s0_none, fold0_n2_s0_early\) or an index 0\.\.1$"):
+        run_trial(HIPPO, hippocampus_cases, tmp_path / "out", n_train=[2], seeds=[0], fusions=["none", "early"],
+                  overrides=HIPPO_SMALL, only="fold0_n2_s0_erly")
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_only_runs_one_run_each_as_a_job_array_and_a_plain_call_reports_without_training(hippocampus_cases,
+                                                                                         tmp_path):
+    out, common = tmp_path / "trial", dict(n_train=[2], seeds=[0], fusions=["none", "early"],
+                                           overrides={**HIPPO_SMALL, "epochs": 2})
+    first = run_trial(HIPPO, hippocampus_cases, out, only="0", **common)  # as $SLURM_ARRAY_TASK_ID gives it
+    assert first["only"] == "fold0_n2_s0_none" and first["done"] == 1 and not (out / "trial.md").exists()
+    run_trial(HIPPO, hippocampus_cases, out, only="fold0_n2_s0_early", **common)
+    kept = {name: (out / "runs" / name / "result.json").stat().st_mtime for name in ("fold0_n2_s0_none",
+                                                                                    "fold0_n2_s0_early")}
+    lines = []
+    summary = run_trial(HIPPO, hippocampus_cases, out, log=lines.append, **common)
+    assert "2 runs (0 to do)" in lines[0] and len(summary["comparisons"]) == 1 and (out / "trial.md").is_file()
+    assert kept == {name: (out / "runs" / name / "result.json").stat().st_mtime for name in kept}
+    assert not list(out.glob("scratch*"))

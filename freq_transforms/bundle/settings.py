@@ -168,8 +168,3 @@ def keys_table(values: Mapping[str, Any], keys: Sequence[str]) -> str:
             mark = " (the weights depend on it)" if table[key].weights else ""
             rows.append(f"| `{key}` | `{json.dumps(value)}` | {part} | {table[key].meaning}{mark} |")
     return "\n".join(rows)
-
-
-def known_keys() -> List[str]:
-    """The keys of :func:`settings_table`, for the override check."""
-    return list(settings_table())

@@ -189,7 +189,7 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
           seeds: Sequence[int] = (0, 1, 2), fusion: Sequence[str] = ("none", "early", "late"),
           folds: Optional[int] = None, overrides: Optional[Dict] = None, test_dir: Optional[str] = None,
           estimate: bool = True, split: str = "trial", margin: Optional[float] = None,
-          min_cases: Optional[int] = None, max_hours: float = 24, yes: bool = False) -> str:
+          min_cases: Optional[int] = None, max_hours: float = 24, yes: bool = False, only: Optional[str] = None) -> str:
     """Does FD help on my data? Train the bundle with and without FD on the same cases, seeds and budget; report
     paired test Dice with CIs (out/trial.md, trial.json, trial.png). Resumable.
 
@@ -210,6 +210,8 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
         margin: Dice points of practical equivalence (default 0.5): the verdict is a gain or a loss where the paired
             CI lies beyond +-margin, level where it lies within, inconclusive otherwise.
         min_cases: fewer test cases than this (default 10) show no interval, only the mean difference.
+        only: one run of the plan, by name (fold0_n4_s0_early) or 0-based index (a Slurm array's
+            $SLURM_ARRAY_TASK_ID), run alone; the same command without it reports once every run is done.
     """
     from ..trial import run_trial
     from ..trial.report import VerdictRules
@@ -220,7 +222,10 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
     summary = run_trial(Path(bundle_root), Path(dataset_dir), Path(out), sizes,
                         [int(s) for s in _as_list(seeds)], [str(f) for f in _as_list(fusion)],
                         int(folds) if folds else None, dict(overrides or {}), Path(test_dir) if test_dir else None,
-                        estimate, str(split), rules=rules, max_hours=None if yes else float(max_hours))
+                        estimate, str(split), rules=rules, max_hours=None if yes else float(max_hours),
+                        only=None if only is None else str(only))
+    if only is not None:
+        return f"{summary['only']} done ({summary['done']} of {summary['runs']} runs)"
     return f"{Path(out) / 'trial.md'}: " + "; ".join(c["verdict"] for c in summary["comparisons"])
 
 

@@ -10,6 +10,7 @@ trial runs only what is missing.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -175,22 +176,27 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
               seeds: Sequence[int] = (0, 1, 2), fusions: Sequence[str] = ("none", "early", "late"),
               folds: Optional[int] = None, overrides: Optional[Dict[str, Any]] = None,
               test_dir: Optional[Path] = None, estimate: bool = True, split: str = "trial",
-              log=print, rules: VerdictRules = VerdictRules(), max_hours: Optional[float] = None) -> Dict[str, Any]:
+              log=print, rules: VerdictRules = VerdictRules(), max_hours: Optional[float] = None,
+              only: Optional[str] = None) -> Dict[str, Any]:
     """Run the trial (resumable) and write ``out/trial.md``, ``trial.json`` and ``trial.png``; return the
     summary. ``split``: ``trial`` (the trial splits the cases) or ``bundle`` (the bundle's own ``n_train``/``seed``
     keys draw them, :mod:`.bundle_split`); ``rules`` word the verdicts. The plan is logged before anything is
-    trained or timed; with ``estimate``, one epoch is timed and a trial estimated above ``max_hours`` stops. Raises :class:`TrialError` (one line) before any training where the
-    bundle, the data or the plan cannot work."""
+    trained or timed; with ``estimate``, one epoch is timed and a trial estimated above ``max_hours`` stops.
+    ``only``: one run of the plan (its name, or its index in the plan as a scheduler's array task id gives it),
+    run alone and not reported (a call without it reports when every run is done); several such calls may share
+    ``out``. Raises :class:`TrialError` (one line) before any training where the bundle, the data or the plan
+    cannot work."""
     bundle_root, dataset_dir, out = bundle_root.resolve(), dataset_dir.resolve(), out.resolve()
     for name, folder in (("dataset_dir", dataset_dir), ("test_dir", test_dir)):
         if folder is not None and not folder.is_dir():
             raise TrialError(f"{name} {folder} does not exist or is not a folder")
     overrides = dict(overrides or {})
     out.mkdir(parents=True, exist_ok=True)
+    scratch = out / ("scratch" if only is None else f"scratch-{os.getpid()}")  # --only jobs run side by side
     wiring = wire_bundle(Bundle(bundle_root))
     _check_overrides(wiring, overrides)
-    _check_fusions_wrap(wiring, fusions, out / "scratch")
-    cases, keys, splits, test_cases = _splits(wiring, dataset_dir, out / "scratch", n_train, seeds, folds, overrides,
+    _check_fusions_wrap(wiring, fusions, scratch)
+    cases, keys, splits, test_cases = _splits(wiring, dataset_dir, scratch, n_train, seeds, folds, overrides,
                                               test_dir, split)
     runs = trial_runs(splits, n_train, seeds, fusions)
     classes = label_classes([Path(str(c[keys[1]])) for c in cases + (test_cases or [])])
@@ -207,6 +213,9 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
     log(f"trial of {bundle_root.name}: {len(runs)} runs ({len(missing)} to do), {len(cases)} cases; per fold "
         f"pool {plan['parts']['pool']}, validation {plan['parts']['val']}, test {plan['parts']['test']}; "
         f"{epochs} epochs per run ({budget_key})")
+    if only is not None:
+        return _run_only(_pick(runs, only), wiring, splits, out, dataset_dir, keys, classes, plan, done,
+                         lambda run: _run_overrides(overrides, run, folds, split), scratch, log)
     if estimate and missing:
         seconds, how_long = _estimate(wiring, splits[0], out, dataset_dir, keys, first_overrides, first,
                                       len(missing), done, log)
@@ -217,11 +226,38 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
     for run in tqdm(missing, desc="trial", unit="run"):
         done[run.name] = _one(wiring, run, by_fold[run.fold], out, dataset_dir, keys, classes,
                               _run_overrides(overrides, run, folds, split))
-    shutil.rmtree(out / "scratch", ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     summary = write_report(out, [done[r.name] for r in runs], plan)
     for comparison in summary["comparisons"]:
         log(comparison["verdict"])
     return summary
+
+
+def _pick(runs: Sequence[Run], only: str) -> Run:
+    """The run ``only`` names: its name, or its 0-based index in the plan."""
+    text = str(only).strip()
+    if text.isdigit() and int(text) < len(runs):
+        return runs[int(text)]
+    found = [r for r in runs if r.name == text]
+    if not found:
+        raise TrialError(f"--only {only!r} is no run of this plan: give a name ({', '.join(r.name for r in runs[:4])}"
+                         f"{', ...' if len(runs) > 4 else ''}) or an index 0..{len(runs) - 1}")
+    return found[0]
+
+
+def _run_only(run: Run, wiring: BundleWiring, splits: Sequence[TrialSplit], out: Path, dataset_dir: Path,
+              keys: tuple, classes: int, plan: Dict[str, Any], done: Dict[str, Dict[str, Any]], overrides_of,
+              scratch: Path, log=print) -> Dict[str, Any]:
+    """Run ``run`` alone (unless its result is there), write the plan, and report nothing: other runs may be
+    running elsewhere on the same ``out``."""
+    atomic_write_text(out / "plan.json", json.dumps(plan, indent=1))
+    if run.name not in done:
+        split = next(s for s in splits if s.fold == run.fold)
+        done[run.name] = _one(wiring, run, split, out, dataset_dir, keys, classes, overrides_of(run))
+    shutil.rmtree(scratch, ignore_errors=True)
+    log(f"{run.name} done; {len(done)} of {plan['runs']} runs of the plan are done (the same command without "
+        "--only reports once all are)")
+    return {"rows": [], "comparisons": [], "only": run.name, "done": len(done), "runs": plan["runs"]}
 
 
 def _run_overrides(overrides: Dict[str, Any], run: Run, folds: Optional[int], split: str) -> Dict[str, Any]:
