@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 import torch
 
 from freq_transforms.lab.bench import (LABELS, _split_with_fftn, activation_memory_mb, fft_split_times, forward_gflops,

@@ -195,7 +195,7 @@ def test_inference_onnx_runs_the_ensemble_with_mirroring_and_refuses_another_exp
         outputs[name] = tmp_path / name
         done = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", files, "--bundle_root",
                                str(bundle), "--input_dir", str(data / "imagesTr"), "--output_dir", str(outputs[name]),
-                               "--tta", "true", "--ensemble", "true"], cwd=bundle, capture_output=True, text=True,
+                               "--tta", "True", "--ensemble", "True"], cwd=bundle, capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
     import nibabel as nib
