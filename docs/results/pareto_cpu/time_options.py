@@ -46,10 +46,13 @@ def options(task: str) -> Dict[str, Dict[str, Any]]:
     return {"DynUNet one (shipped)": {}, "DynUNet one, tta": {"tta": True}}
 
 
-def bundle_copy(name: str, weights: str | None, into: Path) -> Path:
-    """The bundle in ``into``, with the models of commit ``weights`` where given."""
+def bundle_copy(name: str, weights: str | None, into: Path, keys: Dict[str, Any]) -> Path:
+    """The bundle in ``into`` with ``keys`` written into its ``inference.json`` (so the ONNX export builds the same
+    network), and the models of commit ``weights`` where given."""
     target = into / name
     shutil.copytree(ROOT / "bundles" / name, target, ignore=shutil.ignore_patterns("*.onnx", "previous"))
+    config = target / "configs" / "inference.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), **keys}, indent=1))
     if weights:
         for member in ("model.pt", "fold0/model.pt", "fold1/model.pt"):
             blob = subprocess.run(["git", "show", f"{weights}:bundles/{name}/models/{member}"], cwd=ROOT,
@@ -92,7 +95,8 @@ def main() -> None:
             continue
         keys = dict(keys)
         with tempfile.TemporaryDirectory() as tmp:
-            bundle = bundle_copy(name, keys.pop("weights", None), Path(tmp))
+            weights = keys.pop("weights", None)
+            bundle = bundle_copy(name, weights, Path(tmp), keys)
             row = {"option": option, "keys": keys, "cases": args.cases}
             row["torch"] = seconds_per_case(bundle, ["inference.json"], inputs, keys, Path(tmp) / "torch")
             averaging = [f"--{k}={keys.get(k, False)}" for k in ("tta", "ensemble")]
