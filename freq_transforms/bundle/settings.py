@@ -20,7 +20,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from ..errors import SettingsError
 from .checks import install_one_line_errors
