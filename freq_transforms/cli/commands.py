@@ -189,7 +189,8 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
           seeds: Sequence[int] = (0, 1, 2), fusion: Sequence[str] = ("none", "early", "late"),
           folds: Optional[int] = None, overrides: Optional[Dict] = None, test_dir: Optional[str] = None,
           estimate: bool = True, split: str = "trial", margin: Optional[float] = None,
-          min_cases: Optional[int] = None, max_hours: float = 24, yes: bool = False, only: Optional[str] = None) -> str:
+          min_cases: Optional[int] = None, max_hours: float = 24, yes: bool = False, only: Optional[str] = None,
+          workers: Optional[int] = None, ray_address: Optional[str] = None, cpus_per_run: Optional[int] = None) -> str:
     """Does FD help on my data? Train the bundle with and without FD on the same cases, seeds and budget; report
     paired test Dice with CIs (out/trial.md, trial.json, trial.png). Resumable.
 
@@ -212,8 +213,14 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
         min_cases: fewer test cases than this (default 10) show no interval, only the mean difference.
         only: one run of the plan, by name (fold0_n4_s0_early) or 0-based index (a Slurm array's
             $SLURM_ARRAY_TASK_ID), run alone; the same command without it reports once every run is done.
+        workers: runs at a time, as tasks of a local Ray (pip install "freq_transforms[ray]"); one GPU per run
+            where the machine has GPUs.
+        ray_address: run on an existing Ray cluster instead: auto, host:port or ray://host:port (--out and
+            --dataset_dir on storage every node sees, the same freq_transforms on every node).
+        cpus_per_run: CPU threads of each run (and the CPUs each Ray task asks for; 1 on Ray where not given).
     """
     from ..trial import run_trial
+    from ..trial.execution import Execution
     from ..trial.report import VerdictRules
 
     sizes = [None if str(n) == "all" else int(n) for n in _as_list(n_train)]
@@ -223,7 +230,8 @@ def trial(bundle_root: str, dataset_dir: str, out: str, n_train: Sequence = (4, 
                         [int(s) for s in _as_list(seeds)], [str(f) for f in _as_list(fusion)],
                         int(folds) if folds else None, dict(overrides or {}), Path(test_dir) if test_dir else None,
                         estimate, str(split), rules=rules, max_hours=None if yes else float(max_hours),
-                        only=None if only is None else str(only))
+                        only=None if only is None else str(only),
+                        execution=Execution(workers, None if ray_address is None else str(ray_address), cpus_per_run))
     if only is not None:
         return f"{summary['only']} done ({summary['done']} of {summary['runs']} runs)"
     return f"{Path(out) / 'trial.md'}: " + "; ".join(c["verdict"] for c in summary["comparisons"])

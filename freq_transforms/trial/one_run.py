@@ -10,9 +10,11 @@ selecting its weights on validation with its own checkpointing.
 from __future__ import annotations
 
 import json
+import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,13 +29,16 @@ from .plan import Run
 from .scoring import case_stem, score_case
 from .wiring import BundleWiring, Item, TrialError, keys_of
 
-__all__ = ["RESULT_FILE", "TrialCases", "train_run", "predict_and_score", "seeded_initialize", "fusion_settings"]
+__all__ = ["RESULT_FILE", "TrialCases", "run_and_score", "train_run", "predict_and_score", "seeded_initialize",
+           "fusion_settings"]
 
 RESULT_FILE = "result.json"
 TRIAL_CONFIG = "configs/trial.json"
 INFER_CONFIG = "configs/trial_inference.json"
 SEED_CALL = re.compile(r"set_determinism\(\s*seed\s*=\s*[^,)]+")
 BUNDLE_PARTS = ("configs", "scripts")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # torch's intra-op threads follow them
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class TrialCases:
@@ -69,12 +74,26 @@ def fusion_settings(parser: Any, fusion: str) -> Dict[str, Any]:
 
 
 def _copy_bundle(root: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
+    """The bundle's configs and scripts, fresh; the rest of ``target`` (``models/`` with a ``resume.pt`` a killed
+    attempt left) is kept, so a run started again continues where that attempt's last epoch ended."""
     for part in BUNDLE_PARTS:
+        shutil.rmtree(target / part, ignore_errors=True)
         if (root / part).is_dir():
             shutil.copytree(root / part, target / part, ignore=shutil.ignore_patterns("__pycache__", "fd_overlay.json",
                                                                                      "trial*.json"))
+
+
+def run_and_score(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir: Path, dataset_dir: Path, classes: int,
+                  overrides: Dict[str, Any], threads: Optional[int] = None) -> Dict[str, Any]:
+    """Train, predict and score one run in ``run_dir``; its ``result.json`` (written last) marks it done."""
+    start = time.time()
+    train_seconds = train_run(wiring, run, cases, run_dir, dataset_dir, overrides, threads=threads)
+    scores = predict_and_score(wiring, run, cases, run_dir, classes, overrides, since=start, threads=threads)
+    result = {"n": run.n, "seed": run.seed, "fusion": run.fusion, "fold": run.fold, "train_seconds": train_seconds,
+              **scores, "train_cases": [str(c[cases.image_keys[0]]) for c in cases.train]}
+    atomic_write_text(run_dir / RESULT_FILE, json.dumps(result, indent=1))
+    shutil.rmtree(run_dir / "inputs", ignore_errors=True)
+    return result
 
 
 def _config_files(bundle: Path, configs: List[Path], extra: List[str]) -> str:
@@ -82,7 +101,18 @@ def _config_files(bundle: Path, configs: List[Path], extra: List[str]) -> str:
     return json.dumps(names)
 
 
-def _monai_run(bundle: Path, files: str, log: Path, cwd: Path) -> None:
+def _die_with_parent() -> None:
+    """Run in the bundle's process before it starts: on Linux it is killed when the run's process dies (a Ray
+    worker killed mid-run leaves no orphan training beside the retry that resumes it)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _thread_env(threads: Optional[int]) -> Dict[str, str]:
+    return {} if threads is None else {name: str(threads) for name in THREAD_VARIABLES}
+
+
+def _monai_run(bundle: Path, files: str, log: Path, cwd: Path, threads: Optional[int] = None) -> None:
     meta = bundle_config(bundle, "metadata")
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files, "--bundle_root", str(bundle)]
     cmd += ["--meta_file", str(meta)] if meta is not None else []
@@ -90,18 +120,19 @@ def _monai_run(bundle: Path, files: str, log: Path, cwd: Path) -> None:
     with open(log, "w") as handle:
         handle.write(" ".join(cmd) + "\n")
         handle.flush()
-        done = subprocess.run(cmd, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join([str(bundle), os.environ.get(
-                                  "PYTHONPATH", "")])})
+        done = subprocess.run(cmd, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                              env={**os.environ, **_thread_env(threads), "PYTHONPATH": os.pathsep.join(
+                                  [str(bundle), os.environ.get("PYTHONPATH", "")])})
     if done.returncode != 0:
         lines = [l for l in log.read_text().splitlines() if l.strip()]
         raise TrialError(f"the bundle stopped ({lines[-1] if lines else 'no output'}); its log: {log}")
 
 
 def train_run(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir: Path, dataset_dir: Path,
-              overrides: Dict[str, Any], max_epochs: Optional[int] = None) -> float:
+              overrides: Dict[str, Any], max_epochs: Optional[int] = None, threads: Optional[int] = None) -> float:
     """Train ``run`` in ``run_dir/bundle``; return the seconds it took. ``max_epochs`` overrides the trainer's
-    budget (the time estimate trains one epoch)."""
+    budget (the time estimate trains one epoch); ``threads``: the bundle's CPU threads (its environment's
+    otherwise)."""
     bundle = run_dir / "bundle"
     _copy_bundle(wiring.bundle.root, bundle)
     native = fusion_settings(wiring.bundle.parser(wiring.train_configs, root=bundle), run.fusion)
@@ -117,7 +148,7 @@ def train_run(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir: Path, 
     atomic_write_text(bundle / TRIAL_CONFIG, json.dumps(trial, indent=1))
     start = time.perf_counter()
     _monai_run(bundle, _config_files(bundle, wiring.train_configs, extra + [TRIAL_CONFIG]), run_dir / "train.log",
-               bundle)
+               bundle, threads)
     return time.perf_counter() - start
 
 
@@ -136,7 +167,8 @@ def _weights_for_inference(wiring: BundleWiring, bundle: Path, extra: List[str],
     target = paths[0] if paths[0].is_absolute() else bundle / paths[0]
     if target.is_file() and target.stat().st_mtime >= since:
         return
-    best = sorted(bundle.rglob("*key_metric*.pt"), key=lambda p: _metric_of(p.name))
+    best = sorted((p for p in bundle.rglob("*key_metric*.pt") if p.stat().st_mtime >= since),  # not a failed try's
+                  key=lambda p: _metric_of(p.name))
     if not best:
         raise TrialError(f"training wrote no weights where {wiring.inference_configs[-1].name} loads them ({target}) "
                          "and no key-metric checkpoint")
@@ -150,7 +182,7 @@ def _metric_of(name: str) -> float:
 
 
 def predict_and_score(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir: Path, classes: int,
-                      overrides: Dict[str, Any], since: float) -> Dict[str, Any]:
+                      overrides: Dict[str, Any], since: float, threads: Optional[int] = None) -> Dict[str, Any]:
     """Predict the validation and test cases through the bundle's inference config; score each against its
     label. Returns ``{"val": {case: scores}, "test": {...}, "infer_seconds": s}``."""
     bundle = run_dir / "bundle"
@@ -177,7 +209,7 @@ def predict_and_score(wiring: BundleWiring, run: Run, cases: TrialCases, run_dir
                                                          wiring.infer_data: items}, indent=1))
     start = time.time()
     _monai_run(bundle, _config_files(bundle, wiring.inference_configs, extra + [INFER_CONFIG]),
-               run_dir / "inference.log", run_dir / "inference_cwd")
+               run_dir / "inference.log", run_dir / "inference_cwd", threads)
     seconds = time.time() - start
     return {**_score_predictions(run_dir, by_stem, cases.label_key, classes, start), "infer_seconds": seconds}
 

@@ -151,6 +151,9 @@ def _markdown(summary: Dict[str, Any], plan: Dict[str, Any]) -> str:
               f"CI lies beyond ±{rules.margin:g} points, level within it, else inconclusive; no interval under "
               f"{rules.min_cases} test cases):", ""]
     lines += [f"- {c['verdict']}" for c in summary["comparisons"]] or ["- no fusion to compare with none"]
+    if summary.get("failed"):
+        lines += ["", f"Runs that failed ({len(summary['failed'])}; left out above; the same command runs them "
+                  "again):", ""] + [f"- `{name}`: {line}" for name, line in summary["failed"].items()]
     lines += ["", "![Dice against n](trial.png)", ""]
     return "\n".join(lines)
 
@@ -180,10 +183,12 @@ def _figure(summary: Dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, results: Sequence[Dict[str, Any]], plan: Dict[str, Any]) -> Dict[str, Any]:
+def write_report(out: Path, results: Sequence[Dict[str, Any]], plan: Dict[str, Any],
+                 failed: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Write ``trial.json``, ``trial.md`` and ``trial.png`` in ``out``; return the summary. The plan's ``verdict``
-    entry holds the :class:`VerdictRules` (their defaults where it has none)."""
-    summary = summarise(results, VerdictRules(**plan.get("verdict", {})))
+    entry holds the :class:`VerdictRules` (their defaults where it has none); ``failed``: run name -> its one-line
+    error, for runs that did not finish (reported, and left out of the comparisons)."""
+    summary = {**summarise(results, VerdictRules(**plan.get("verdict", {}))), "failed": dict(failed or {})}
     atomic_write_text(out / "trial.json", json.dumps({"plan": plan, **summary, "runs": list(results)}, indent=1))
     atomic_write_text(out / "trial.md", _markdown(summary, plan))
     _figure(summary, out / "trial.png")

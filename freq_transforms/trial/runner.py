@@ -13,17 +13,15 @@ import json
 import os
 import re
 import shutil
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tqdm import tqdm
-
 from ..atomic import atomic_write_text
 from ..bundle.configs import Bundle
 from ..bundle.overlay import OverlayError, write_overlay
-from .one_run import RESULT_FILE, TrialCases, fusion_settings, predict_and_score, train_run
+from .execution import FAILED, Execution, RunJob, run_jobs
+from .one_run import RESULT_FILE, TrialCases, fusion_settings, run_and_score, train_run
 from .bundle_split import bundle_own_splits, split_keys
 from .plan import Run, TrialSplit, describe, largest, sorted_sizes, trial_runs, trial_splits
 from .report import VerdictRules, write_report
@@ -80,21 +78,6 @@ def _load_results(out: Path, runs: Sequence[Run]) -> Dict[str, Dict[str, Any]]:
     return done
 
 
-def _one(wiring: BundleWiring, run: Run, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
-         classes: int, overrides: Dict[str, Any]) -> Dict[str, Any]:
-    """Train, predict and score one run; its ``result.json`` marks it done."""
-    run_dir = out / "runs" / run.name
-    cases = TrialCases(split.train(run.n, run.seed), split.val, split.test, *keys)
-    start = time.time()
-    train_seconds = train_run(wiring, run, cases, run_dir, dataset_dir, overrides)
-    scores = predict_and_score(wiring, run, cases, run_dir, classes, overrides, since=start)
-    result = {"n": run.n, "seed": run.seed, "fusion": run.fusion, "fold": run.fold, "train_seconds": train_seconds,
-              **scores, "train_cases": [str(c[keys[0][0]]) for c in cases.train]}
-    atomic_write_text(run_dir / RESULT_FILE, json.dumps(result, indent=1))
-    shutil.rmtree(run_dir / "inputs", ignore_errors=True)
-    return result
-
-
 def _last_epoch_seconds(log: Path) -> Optional[float]:
     """The trainer's last epoch time, from ignite's ``... Trainer ... Epoch[2] Complete. Time taken: 00:00:01.234``
     log lines (the first epoch carries warm-up: caching, first allocations)."""
@@ -123,22 +106,29 @@ def _budget(wiring: BundleWiring, overrides: Dict[str, Any]) -> Tuple[int, str]:
 
 def _estimate(wiring: BundleWiring, split: TrialSplit, out: Path, dataset_dir: Path, keys: tuple,
               overrides: Dict[str, Any], first: Run, runs: int, done: Dict[str, Dict[str, Any]],
-              log=print) -> Tuple[float, str]:
-    """About how long the missing runs take, in seconds and in words: from the runs done, else from one timed
-    epoch (its run's start-up once per run, the epoch's time for every further epoch)."""
+              execution: Execution, log=print) -> Tuple[float, str]:
+    """About how long the missing runs take, in wall seconds and in words: from the runs done, else from one timed
+    epoch (its run's start-up once per run, the epoch's time for every further epoch); runs side by side divide
+    it (a cluster that decides how many: not divided, and said)."""
+    at_once = execution.runs_at_once()
+    side = (f"; {at_once} runs at a time" if at_once and at_once > 1 else
+            "; one run at a time (the cluster may run several)" if at_once is None else "")
+    waves = -(-runs // at_once) if at_once else runs
     if done:
         per_run = sum(r["train_seconds"] + r["infer_seconds"] for r in done.values()) / len(done)
-        return per_run * runs, f"about {per_run * runs / 60:.0f} min ({per_run:.0f} s per run, from the runs done)"
+        return per_run * waves, (f"about {per_run * waves / 60:.0f} min ({per_run:.0f} s per run, from the runs "
+                                 f"done{side})")
     epochs = _budget(wiring, overrides)[0]
     cases = TrialCases(split.train(first.n, first.seed), split.val, split.test, *keys)
     log(f"timing one epoch of {first.name} (n = {len(cases.train)}) for the estimate ...")
-    total = train_run(wiring, first, cases, out / "estimate", dataset_dir, overrides, max_epochs=1)
+    total = train_run(wiring, first, cases, out / "estimate", dataset_dir, overrides, max_epochs=1,
+                      threads=execution.threads)
     epoch = _last_epoch_seconds(out / "estimate" / "train.log") or total
     shutil.rmtree(out / "estimate", ignore_errors=True)
     per_run = total + (epochs - 1) * epoch
-    return per_run * runs, (f"about {per_run * runs / 60:.0f} min ({epochs} epochs per run at about {epoch:.1f} s "
-                            f"each at n = {len(cases.train)}, from one timed epoch of {total:.0f} s with start-up; "
-                            "inference comes on top)")
+    return per_run * waves, (f"about {per_run * waves / 60:.0f} min ({epochs} epochs per run at about {epoch:.1f} s "
+                             f"each at n = {len(cases.train)}, from one timed epoch of {total:.0f} s with start-up; "
+                             f"inference comes on top{side})")
 
 
 def _check_hours(seconds: float, max_hours: Optional[float], budget_key: str, epochs: int) -> None:
@@ -177,20 +167,22 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
               folds: Optional[int] = None, overrides: Optional[Dict[str, Any]] = None,
               test_dir: Optional[Path] = None, estimate: bool = True, split: str = "trial",
               log=print, rules: VerdictRules = VerdictRules(), max_hours: Optional[float] = None,
-              only: Optional[str] = None) -> Dict[str, Any]:
+              only: Optional[str] = None, execution: Execution = Execution()) -> Dict[str, Any]:
     """Run the trial (resumable) and write ``out/trial.md``, ``trial.json`` and ``trial.png``; return the
     summary. ``split``: ``trial`` (the trial splits the cases) or ``bundle`` (the bundle's own ``n_train``/``seed``
     keys draw them, :mod:`.bundle_split`); ``rules`` word the verdicts. The plan is logged before anything is
     trained or timed; with ``estimate``, one epoch is timed and a trial estimated above ``max_hours`` stops.
     ``only``: one run of the plan (its name, or its index in the plan as a scheduler's array task id gives it),
     run alone and not reported (a call without it reports when every run is done); several such calls may share
-    ``out``. Raises :class:`TrialError` (one line) before any training where the bundle, the data or the plan
-    cannot work."""
+    ``out``. ``execution``: one run after another here, or on Ray (:mod:`.execution`). Raises :class:`TrialError`
+    (one line) before any training where the bundle, the data or the plan cannot work, and after the report where
+    runs failed (the others are reported; the same call runs the failed ones again)."""
     bundle_root, dataset_dir, out = bundle_root.resolve(), dataset_dir.resolve(), out.resolve()
     for name, folder in (("dataset_dir", dataset_dir), ("test_dir", test_dir)):
         if folder is not None and not folder.is_dir():
             raise TrialError(f"{name} {folder} does not exist or is not a folder")
     overrides = dict(overrides or {})
+    execution.check()
     out.mkdir(parents=True, exist_ok=True)
     scratch = out / ("scratch" if only is None else f"scratch-{os.getpid()}")  # --only jobs run side by side
     wiring = wire_bundle(Bundle(bundle_root))
@@ -214,23 +206,44 @@ def run_trial(bundle_root: Path, dataset_dir: Path, out: Path, n_train: Sequence
         f"pool {plan['parts']['pool']}, validation {plan['parts']['val']}, test {plan['parts']['test']}; "
         f"{epochs} epochs per run ({budget_key})")
     if only is not None:
-        return _run_only(_pick(runs, only), wiring, splits, out, dataset_dir, keys, classes, plan, done,
-                         lambda run: _run_overrides(overrides, run, folds, split), scratch, log)
+        job = _job(_pick(runs, only), bundle_root, splits, out, dataset_dir, keys, classes, overrides, folds, split,
+                   execution)
+        return _run_only(job, wiring, plan, done, scratch, log)
     if estimate and missing:
         seconds, how_long = _estimate(wiring, splits[0], out, dataset_dir, keys, first_overrides, first,
-                                      len(missing), done, log)
+                                      len(missing), done, execution, log)
         log(how_long)
         _check_hours(seconds, max_hours, budget_key, epochs)
     atomic_write_text(out / "plan.json", json.dumps(plan, indent=1))
-    by_fold = {s.fold: s for s in splits}
-    for run in tqdm(missing, desc="trial", unit="run"):
-        done[run.name] = _one(wiring, run, by_fold[run.fold], out, dataset_dir, keys, classes,
-                              _run_overrides(overrides, run, folds, split))
+    failed: Dict[str, str] = {}
+
+    def on_done(job: RunJob, outcome: Dict[str, Any]) -> None:
+        if FAILED in outcome:
+            failed[job.run.name] = outcome[FAILED]
+            log(f"{job.run.name} failed: {outcome[FAILED]}")
+        else:
+            done[job.run.name] = outcome
+
+    run_jobs([_job(run, bundle_root, splits, out, dataset_dir, keys, classes, overrides, folds, split, execution)
+              for run in missing], execution, wiring, on_done)
     shutil.rmtree(scratch, ignore_errors=True)
-    summary = write_report(out, [done[r.name] for r in runs], plan)
+    summary = write_report(out, [done[r.name] for r in runs if r.name in done], plan, failed)
     for comparison in summary["comparisons"]:
         log(comparison["verdict"])
+    if failed:
+        name, line = next(iter(failed.items()))
+        raise TrialError(f"{len(failed)} of {len(runs)} runs failed, e.g. {name}: {line} (trial.md reports the "
+                         "others; the same command runs the failed ones again)")
     return summary
+
+
+def _job(run: Run, bundle_root: Path, splits: Sequence[TrialSplit], out: Path, dataset_dir: Path, keys: tuple,
+         classes: int, overrides: Dict[str, Any], folds: Optional[int], split: str, execution: Execution) -> RunJob:
+    """One run of the plan as a job: its cases in the bundle's keys, its overrides, its folder."""
+    fold = next(s for s in splits if s.fold == run.fold)
+    cases = TrialCases(fold.train(run.n, run.seed), fold.val, fold.test, *keys)
+    return RunJob(bundle_root, run, cases, out / "runs" / run.name, dataset_dir, classes,
+                  _run_overrides(overrides, run, folds, split), execution.threads)
 
 
 def _pick(runs: Sequence[Run], only: str) -> Run:
@@ -245,19 +258,19 @@ def _pick(runs: Sequence[Run], only: str) -> Run:
     return found[0]
 
 
-def _run_only(run: Run, wiring: BundleWiring, splits: Sequence[TrialSplit], out: Path, dataset_dir: Path,
-              keys: tuple, classes: int, plan: Dict[str, Any], done: Dict[str, Dict[str, Any]], overrides_of,
+def _run_only(job: RunJob, wiring: BundleWiring, plan: Dict[str, Any], done: Dict[str, Dict[str, Any]],
               scratch: Path, log=print) -> Dict[str, Any]:
-    """Run ``run`` alone (unless its result is there), write the plan, and report nothing: other runs may be
+    """Run ``job`` alone, here (unless its result is there), write the plan, and report nothing: other runs may be
     running elsewhere on the same ``out``."""
-    atomic_write_text(out / "plan.json", json.dumps(plan, indent=1))
-    if run.name not in done:
-        split = next(s for s in splits if s.fold == run.fold)
-        done[run.name] = _one(wiring, run, split, out, dataset_dir, keys, classes, overrides_of(run))
+    atomic_write_text(job.run_dir.parents[1] / "plan.json", json.dumps(plan, indent=1))
+    name = job.run.name
+    if name not in done:
+        done[name] = run_and_score(wiring, job.run, job.cases, job.run_dir, job.dataset_dir, job.classes,
+                                   job.overrides, job.threads)
     shutil.rmtree(scratch, ignore_errors=True)
-    log(f"{run.name} done; {len(done)} of {plan['runs']} runs of the plan are done (the same command without "
+    log(f"{name} done; {len(done)} of {plan['runs']} runs of the plan are done (the same command without "
         "--only reports once all are)")
-    return {"rows": [], "comparisons": [], "only": run.name, "done": len(done), "runs": plan["runs"]}
+    return {"rows": [], "comparisons": [], "only": name, "done": len(done), "runs": plan["runs"]}
 
 
 def _run_overrides(overrides: Dict[str, Any], run: Run, folds: Optional[int], split: str) -> Dict[str, Any]:
