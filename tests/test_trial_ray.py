@@ -158,3 +158,34 @@ def test_a_killed_worker_is_retried_and_resumes_to_the_same_result_on_a_head_the
             head.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+
+
+def test_a_run_that_fails_is_reported_and_the_others_go_on(cases, tmp_path, monkeypatch):
+    """One run stops for a reason of its own: the trial runs the others, lists it in trial.md and trial.json, and
+    then stops in one line; started again, it runs only that run."""
+    import freq_transforms.trial.execution as execution
+
+    ran = []
+
+    def fake(wiring, run, cases, run_dir, dataset_dir, classes, overrides, threads):
+        ran.append(run.name)
+        if run.name == "fold0_n2_s0_early" and len(ran) < 5:
+            raise TrialError(f"the bundle stopped (RuntimeError: out of memory); its log: {run_dir / 'train.log'}")
+        scores = {case: {"dice": [0.8, 0.7], "hd95": [2.0, 3.0]} for case in ("a", "b")}
+        result = {"n": run.n, "seed": run.seed, "fusion": run.fusion, "fold": run.fold, "train_seconds": 1.0,
+                  "infer_seconds": 1.0, "val": scores, "test": scores, "train_cases": ["x", "y"]}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "result.json").write_text(json.dumps(result))
+        return result
+
+    monkeypatch.setattr(execution, "run_and_score", fake)
+    out = tmp_path / "trial"
+    with pytest.raises(TrialError, match=r"^1 of 4 runs failed, e\.g\. fold0_n2_s0_early: the bundle stopped "
+                                         r"\(RuntimeError: out of memory\); its log: .*train\.log \(trial\.md "):
+        run_trial(HIPPO, cases, out, execution=Execution(cpus_per_run=1), **PLAN)
+    assert sorted(ran) == sorted(["fold0_n2_s0_none", "fold0_n2_s0_early", "fold0_n2_s1_none", "fold0_n2_s1_early"])
+    report = json.loads((out / "trial.json").read_text())
+    assert list(report["failed"]) == ["fold0_n2_s0_early"] and len(report["runs"]) == 3
+    assert "- `fold0_n2_s0_early`: the bundle stopped (RuntimeError: out of memory)" in (out / "trial.md").read_text()
+    run_trial(HIPPO, cases, out, execution=Execution(cpus_per_run=1), **PLAN)  # again: only the failed run
+    assert ran[4:] == ["fold0_n2_s0_early"] and not json.loads((out / "trial.json").read_text())["failed"]
