@@ -452,6 +452,46 @@ def test_shipped_weights_load_into_the_default_network(name):
     assert metrics["train_seconds_cpu"] > 0 and metrics["infer_seconds_per_case_onnxruntime"] > 0
 
 
+def test_a_model_option_is_one_config_away_with_its_own_weights_and_metrics():
+    """The heart bundle's ``accurate`` option: ``configs/accurate.json`` listed after inference.json builds its network
+    (DynUNet), loads its weights from ``models/accurate/`` (strictly, each member), averages them as metadata says,
+    and is slower and more accurate on validation than the default in ``eval_metrics``."""
+    from monai.bundle import ConfigParser
+
+    bundle = ROOT / "bundles" / "heart_mri_fd_segmentation"
+    parser = ConfigParser()
+    parser.read_config([str(bundle / "configs" / f) for f in ("inference.json", "accurate.json")])
+    parser.update({"bundle_root": str(bundle)})
+    assert parser.get_parsed_content("ckpt_dir") == str(bundle / "models" / "accurate")
+    net = parser.get_parsed_content("network_def")
+    assert type(net.backbone).__name__ == "DynUNet"
+    members = sorted((bundle / "models" / "accurate").glob("fold*/model.pt"))
+    for weights in [bundle / "models" / "accurate" / "model.pt", *members]:
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+    metrics = json.loads((bundle / "configs" / "metadata.json").read_text())["eval_metrics"]
+    accurate = metrics["options"]["accurate"]
+    assert metrics["point"].startswith("default") and accurate["point"].startswith("accurate")
+    assert accurate["ensemble"] == parser.get_parsed_content("ensemble") and accurate["folds_in_ensemble"] == 2
+    assert len(members) == 2 and len({m.read_bytes() for m in members}) == 2
+    assert metrics["infer_seconds_per_case_torch"] <= 20 < accurate["infer_seconds_per_case_torch"]  # the budget
+    assert accurate["val_mean_dice"] > metrics["cv_n4_val_mean_dice"]  # the same protocol: n = 4, 4 folds
+
+
+def test_a_task_option_naming_no_setting_stops_the_build_in_one_line(tmp_path):
+    import shutil
+
+    from freq_transforms.bundle.build import build_bundles
+
+    source = tmp_path / "bundle_source"
+    shutil.copytree(ROOT / "bundle_source", source)
+    task = source / "tasks" / "heart_mri_fd_segmentation.json"
+    content = json.loads(task.read_text())
+    content["options"]["accurate"]["backbone_kwarg"] = {}
+    task.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match="^task option 'accurate': 'backbone_kwarg' is no bundle setting$"):
+        build_bundles(source, tmp_path / "out", license_file=ROOT / "LICENSE")
+
+
 @pytest.mark.parametrize("augment, axes, flipped", [(True, [0, 2], [0, 2]), (True, [], []), (False, [0, 1, 2], [])])
 def test_flip_axes_adds_a_random_flip_per_axis_to_the_augmentation(augment, axes, flipped, tmp_path):
     import torch

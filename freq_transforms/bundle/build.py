@@ -12,7 +12,8 @@ The source folder (``bundle_source/`` in the repository) holds:
   ``val_interval``, ``batch_size``, ``samples_per_volume``, ``iterations_per_epoch``, ``lr_schedule``: the recipe
   of shipped weights; ``tta``, ``ensemble`` and ``sw_overlap``: how they predict, ``ensemble_note`` saying why in
   the README) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics``
-  and ``expected_results_file`` (Markdown beside it).
+  and ``expected_results_file`` (Markdown beside it), and ``options``: named models one config away from the
+  default (``{"accurate": {settings}}``), each written as ``configs/<option>.json``.
 
 A task's values replace the keys of the same name in each shared config that has them, except that
 ``inference.json`` builds the network without training-only heads (deep supervision): MONAI's ``ckpt_export``
@@ -153,6 +154,20 @@ def _configs(source: Path, task: Dict[str, Any], bundle_name: str) -> Dict[str, 
     return files
 
 
+def _option_configs(task: Dict[str, Any]) -> Dict[str, str]:
+    """``configs/<option>.json`` for each of the task's ``options``: a model other than the default, listed after
+    inference.json (or train.json, to train it): its settings, and ``ckpt_dir`` ``models/<option>/``, where its
+    weights are."""
+    table, files = settings_table(), {}
+    for option, keys in task.get("options", {}).items():
+        unknown = [key for key in keys if key not in table]
+        if option in CONFIGS or unknown:
+            raise ValueError(f"task option {option!r}: " + (f"{unknown[0]!r} is no bundle setting" if unknown else
+                                                             "the name of a shared config"))
+        files[f"configs/{option}.json"] = dump_config({**keys, "ckpt_dir": f"$@bundle_root + '/models/{option}'"})
+    return files
+
+
 def _x(size: Any) -> str:
     return "x".join(str(s) for s in size)
 
@@ -234,7 +249,7 @@ def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> st
 
 def bundle_files(source: Path, name: str, task: Dict[str, Any], task_dir: Path, license_text: str) -> Dict[str, str]:
     """Every generated file of bundle ``name``: relative path -> text."""
-    return {**_configs(source, task, name),
+    return {**_configs(source, task, name), **_option_configs(task),
             "configs/metadata.json": json.dumps(_metadata(source, name, task), indent=4) + "\n",
             "configs/logging.conf": (source / "configs" / "logging.conf").read_text(),
             "docs/README.md": _readme(source, name, task, task_dir),

@@ -25,8 +25,13 @@ def bundle_dir(name: str) -> Path:
 
 
 def shipped_weights(bundle: Path) -> List[Path]:
-    """The weights a bundle folder ships: ``models/model.pt`` and its ensemble members ``models/fold*/model.pt``."""
+    """The weights a bundle folder ships: ``models/model.pt`` and its ensemble members ``models/fold*/model.pt``,
+    then those of its model options (``models/<option>/``, e.g. ``accurate``), not those training set aside
+    (``models/previous/``)."""
     from ..networks.averaging import MEMBERS
 
     models = bundle / "models"
-    return [p for p in [models / "model.pt", *sorted(models.glob(MEMBERS))] if p.is_file()]
+    default = [p for p in [models / "model.pt", *sorted(models.glob(MEMBERS))] if p.is_file()]
+    options = sorted(p for p in models.glob("*/**/model.pt")
+                     if p not in default and "previous" not in p.relative_to(models).parts)
+    return default + options
