@@ -133,10 +133,13 @@ def _kill_worker_mid_training(run_dir: Path, killed: list) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
 def test_a_killed_worker_is_retried_and_resumes_to_the_same_result_on_a_head_the_test_starts(cases, serial,
-                                                                                              tmp_path):
+                                                                                              tmp_path, monkeypatch):
     pytest.importorskip("ray")
     port = _free_port()
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    # Ray's token authentication off on both sides: `ray start` turns it on, a driver joining by address does not
+    # unless told (docs/trial.md); the test's head is on 127.0.0.1 and lives only for the test
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
                              "--include-dashboard=false", "--disable-usage-stats", "--block"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
