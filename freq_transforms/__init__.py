@@ -7,7 +7,7 @@ The public names load on first use (PEP 562), so ``python -m freq_transforms --h
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.9.0"
+__version__ = "0.9.1"
 
 _EXPORTS = {
     "disentangle": "fourier", "low_pass_mask": "fourier", "soft_low_pass_mask": "fourier", "spectral_fuse": "fourier",

@@ -474,7 +474,47 @@ def test_a_model_option_is_one_config_away_with_its_own_weights_and_metrics():
     assert accurate["ensemble"] == parser.get_parsed_content("ensemble") and accurate["folds_in_ensemble"] == 2
     assert len(members) == 2 and len({m.read_bytes() for m in members}) == 2
     assert metrics["infer_seconds_per_case_torch"] <= 20 < accurate["infer_seconds_per_case_torch"]  # the budget
-    assert accurate["val_mean_dice"] > metrics["cv_n4_val_mean_dice"]  # the same protocol: n = 4, 4 folds
+    assert accurate["val_mean_dice"] > metrics["val_mean_dice"]  # the same protocol: n = 4, 4 folds
+
+
+def test_an_option_of_inference_settings_alone_runs_the_default_weights_faster():
+    """The heart bundle's ``fast`` option (``configs/fast.json``: member 0 alone) reads the default's ``models/`` (the
+    build writes no ``ckpt_dir`` for an option that changes no weight setting), loads ``models/model.pt`` alone, and
+    is faster and less accurate than the default pair in ``eval_metrics``: a point of the front below it."""
+    from monai.bundle import ConfigParser
+
+    bundle = ROOT / "bundles" / "heart_mri_fd_segmentation"
+    assert "ckpt_dir" not in json.loads((bundle / "configs" / "fast.json").read_text())
+    parser = ConfigParser()
+    parser.read_config([str(bundle / "configs" / f) for f in ("inference.json", "fast.json")])
+    parser.update({"bundle_root": str(bundle)})
+    assert parser.get_parsed_content("ckpt_dir") == str(bundle / "models")
+    assert parser.get_parsed_content("ensemble") is False
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True), strict=True)
+    metrics = json.loads((bundle / "configs" / "metadata.json").read_text())["eval_metrics"]
+    fast = metrics["options"]["fast"]
+    assert fast["ensemble"] is False and fast["folds_in_ensemble"] == 0 and fast["point"].startswith("fast")
+    assert fast["infer_seconds_per_case_torch"] < metrics["infer_seconds_per_case_torch"] <= 20
+    assert fast["val_mean_dice"] < metrics["val_mean_dice"] < metrics["options"]["accurate"]["val_mean_dice"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_readme_opens_with_the_front_of_the_weights_it_ships(name):
+    """Before the grid section, one row per point of ``eval_metrics`` (the default, then each option): its Dice and
+    seconds as the weights' record says, and the configs that run it, each of which exists."""
+    bundle = ROOT / "bundles" / name
+    metrics = json.loads((bundle / "configs" / "metadata.json").read_text())["eval_metrics"]
+    readme = (bundle / "docs" / "README.md").read_text()
+    front = readme[readme.index("## Models: Dice against seconds per case"):readme.index("## Grid")]
+    rows = [line for line in front.splitlines() if line.startswith("| **")]
+    points = [("default", metrics), *metrics["options"].items()]
+    assert [row.split("**")[1] for row in rows] == [point for point, _ in points]
+    for row, (option, record) in zip(rows, points):
+        assert f"| {100 * record['val_mean_dice']:.2f}" in row
+        assert f"| {record['infer_seconds_per_case_torch']:g} / {record['infer_seconds_per_case_onnxruntime']:g} |" in row
+        configs = ["inference.json"] + ([] if option == "default" else [f"{option}.json"])
+        assert all((bundle / "configs" / c).is_file() and f"configs/{c}" in row for c in configs)
 
 
 def test_a_task_option_naming_no_setting_stops_the_build_in_one_line(tmp_path):

@@ -42,6 +42,7 @@ def test_the_wheel_carries_every_weights_file_the_bundles_ship(wheel):
         packed = {n for n in archive.namelist() if "/models/" in n}
     shipped = {f"freq_transforms/bundles/{p.relative_to(ROOT / 'bundles').as_posix()}"
                for name in BUNDLES for p in shipped_weights(ROOT / "bundles" / name)}
+    assert f"freq_transforms/bundles/{HEART}/models/fold1/model.pt" in shipped  # the default's second member
     assert f"freq_transforms/bundles/{HEART}/models/accurate/fold1/model.pt" in shipped  # an option's member
     assert shipped <= packed, sorted(shipped - packed)
 
@@ -61,23 +62,23 @@ def _fresh_venv(tmp_path: Path, wheel: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_the_installed_heart_bundle_averages_the_members_of_its_accurate_option(wheel, tmp_path):
+def test_the_installed_heart_bundle_averages_the_members_of_its_default_and_of_its_accurate_option(wheel, tmp_path):
     python = _fresh_venv(tmp_path, wheel)
     where = subprocess.run([str(python), "-m", "freq_transforms", "bundles", "list"], cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout
     line = next(row for row in where.splitlines() if HEART in row)
-    assert "site-packages" in line and "accurate/fold0/model.pt, accurate/fold1/model.pt" in line
+    assert "site-packages" in line and "fold1/model.pt, accurate/fold0/model.pt, accurate/fold1/model.pt" in line
     bundle = Path(line.split(": ", 1)[1])
     data = write_phantom_dataset("heart", tmp_path / "data", n=1, seed=3, shape=(48, 48, 32), progress=False)
-    configs = json.dumps([str(bundle / "configs" / name) for name in ("inference.json", "accurate.json")])
-    result = subprocess.run([str(python), "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root",
-                             str(bundle),
-                             "--input_dir", str(data / "imagesTr"), "--output_dir", str(tmp_path / "out"),
-                             "--num_workers", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "ensemble of 2: fold0, fold1 (under " in result.stdout + result.stderr
-    assert f"{bundle / 'models' / 'accurate'})" in result.stdout + result.stderr
-    assert len(list((tmp_path / "out").glob("*_seg.nii.gz"))) == 1
+    for option, members in (([], bundle / "models"), (["accurate.json"], bundle / "models" / "accurate")):
+        configs = json.dumps([str(bundle / "configs" / name) for name in ("inference.json", *option)])
+        out = tmp_path / f"out_{len(option)}"
+        result = subprocess.run([str(python), "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root",
+                                 str(bundle), "--input_dir", str(data / "imagesTr"), "--output_dir", str(out),
+                                 "--num_workers", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"ensemble of 2: fold0, fold1 (under {members})" in result.stdout + result.stderr
+        assert len(list(out.glob("*_seg.nii.gz"))) == 1
 
 
 def test_bundles_list_says_where_each_bundle_is_its_version_and_weights():
@@ -90,7 +91,8 @@ def test_bundles_list_says_where_each_bundle_is_its_version_and_weights():
         version = json.loads((ROOT / "bundles" / name / "configs" / "metadata.json").read_text())["version"]
         assert f"{name} {version} (" in row and row.endswith(str(ROOT / "bundles" / name))
         assert ("no weights" in row) == (name not in WITH_WEIGHTS)
-    assert "(model.pt, accurate/fold0/model.pt, accurate/fold1/model.pt, accurate/model.pt)" in rows[HEART]
+    assert ("(model.pt, fold0/model.pt, fold1/model.pt, accurate/fold0/model.pt, accurate/fold1/model.pt, "
+            "accurate/model.pt)") in rows[HEART]
 
 
 LOAD = """

@@ -13,7 +13,8 @@ The source folder (``bundle_source/`` in the repository) holds:
   of shipped weights; ``tta``, ``ensemble`` and ``sw_overlap``: how they predict, ``ensemble_note`` saying why in
   the README) with the reasons (``defaults_note``, ``intensity_note``), data notes, and optionally ``eval_metrics``
   and ``expected_results_file`` (Markdown beside it), and ``options``: named models one config away from the
-  default (``{"accurate": {settings}}``), each written as ``configs/<option>.json``.
+  default (``{"accurate": {settings}}``), each written as ``configs/<option>.json``. Where ``eval_metrics`` says
+  which ``point`` of the front the weights are (with ``options`` of its own), the README opens with that front.
 
 A task's values replace the keys of the same name in each shared config that has them, except that
 ``inference.json`` builds the network without training-only heads (deep supervision): MONAI's ``ckpt_export``
@@ -155,16 +156,19 @@ def _configs(source: Path, task: Dict[str, Any], bundle_name: str) -> Dict[str, 
 
 
 def _option_configs(task: Dict[str, Any]) -> Dict[str, str]:
-    """``configs/<option>.json`` for each of the task's ``options``: a model other than the default, listed after
-    inference.json (or train.json, to train it): its settings, and ``ckpt_dir`` ``models/<option>/``, where its
-    weights are."""
+    """``configs/<option>.json`` for each of the task's ``options``, listed after inference.json (or train.json, to
+    train it): its settings, and, where one of them changes the weights (a schema key with ``weights``, e.g.
+    ``backbone``), ``ckpt_dir`` ``models/<option>/``, where its own weights are. An option of inference settings
+    alone (``ensemble``, ``sw_overlap``) runs the default's weights."""
     table, files = settings_table(), {}
     for option, keys in task.get("options", {}).items():
         unknown = [key for key in keys if key not in table]
         if option in CONFIGS or unknown:
             raise ValueError(f"task option {option!r}: " + (f"{unknown[0]!r} is no bundle setting" if unknown else
                                                              "the name of a shared config"))
-        files[f"configs/{option}.json"] = dump_config({**keys, "ckpt_dir": f"$@bundle_root + '/models/{option}'"})
+        own_weights = any(table[key].weights for key in keys)
+        files[f"configs/{option}.json"] = dump_config(
+            {**keys, **({"ckpt_dir": f"$@bundle_root + '/models/{option}'"} if own_weights else {})})
     return files
 
 
@@ -229,6 +233,34 @@ def _metadata(source: Path, name: str, task: Dict[str, Any]) -> Dict[str, Any]:
     return meta
 
 
+def _dice_words(metrics: Dict[str, Any]) -> str:
+    ci = metrics.get("val_mean_dice_ci95")
+    return f"{100 * metrics['val_mean_dice']:.2f}" + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
+
+
+def _models_section(task: Dict[str, Any]) -> str:
+    """The README's front: the default and each option of ``eval_metrics`` (the weights' own record: ``point``,
+    validation Dice, seconds per case), and the configs that run each; empty for a bundle without that record."""
+    metrics = task.get("eval_metrics", {})
+    if "point" not in metrics:
+        return ""
+    rows = [("configs/inference.json", metrics)] + [
+        (f"\"['configs/inference.json','configs/{option}.json']\"", option_metrics)
+        for option, option_metrics in metrics.get("options", {}).items()]
+    lines = ["## Models: Dice against seconds per case", "",
+             "Each row is a point of the front: validation Dice (the protocol under Expected results) against the "
+             "seconds per real case of its own inference on a 2-core CPU. Run a row with `python -m monai.bundle run "
+             "--config_file <configs>`; list the same option config after `configs/train.json` to train it. "
+             "MONAI Label serves the default.", "",
+             "| model | validation Dice (%) | seconds per case, torch / onnxruntime | `--config_file` |",
+             "|---|---|---|---|"]
+    for configs, point in rows:
+        name, words = point["point"].split(": ", 1)
+        seconds = f"{point['infer_seconds_per_case_torch']:g} / {point['infer_seconds_per_case_onnxruntime']:g}"
+        lines.append(f"| **{name}**: {words} | {_dice_words(point)} | {seconds} | `{configs}` |")
+    return "\n".join(lines) + "\n\n"
+
+
 def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> str:
     labels = task["labels"]
     table = settings_table()
@@ -242,6 +274,7 @@ def _readme(source: Path, name: str, task: Dict[str, Any], task_dir: Path) -> st
               **recipe, **_sampling_words(task), "keys_table": keys_table(task, list(settings_table())),
               "tta_default": json.dumps(task.get("tta", False)), "ensemble_default": json.dumps(task.get("ensemble", False)),
               "ensemble_note": f"\n{task['ensemble_note']}\n" if "ensemble_note" in task else "",
+              "models": _models_section(task),
               **{key: task[key] for key in ("title", "task", "dataset_dir", "data_source", "fusion", "arch",
                                             "intensity", "intensity_note", "defaults_note")}}
     return Template((source / "readme_template.md").read_text()).substitute(values)

@@ -3,7 +3,8 @@
 Each candidate pairs per-case validation Dice (records in docs/results, paired by case against the reference, the
 shipped default's own record) with the seconds per case that time_options.py measured in the bundle's default
 inference, torch and onnxruntime (records times_*.jsonl here). Prints the Markdown table of docs/benchmarks.md and
-draws front_<task>.png.
+draws front_<task>.png; then the same candidates on the test cases of the same splits, for the record (Dice and
+HD95, paired against the default; the choice was made on validation).
 
     python docs/results/pareto_cpu/front.py heart
     python docs/results/pareto_cpu/front.py hippocampus
@@ -60,17 +61,26 @@ CANDIDATES = {
                                     "DynUNet pair (the shipped weights twice)"),
     },
 }
-REFERENCE = {"heart": "UNet one, overlap 0.5", "hippocampus": "DynUNet one"}
+REFERENCE = {"heart": "UNet pair, overlap 0.25", "hippocampus": "DynUNet one"}
 
 
-def per_case(folders: List[Path]) -> Dict[str, float]:
+def per_case(folders: List[Path], metric: str = "mean_dice") -> Dict[str, float]:
     values: Dict[str, float] = {}
     for folder in folders:
-        path = folder / "test_mean_dice_raw.csv"
+        path = folder / f"test_{metric}_raw.csv"
         if path.is_file():
             columns = read_metric_csv(path)
             values.update(zip((Path(f).name for f in columns["filename"]), (float(v) for v in columns["mean"])))
     return values
+
+
+def test_folders(folders: List[Path]) -> List[Path]:
+    """The records of the same models on the test cases of the same split: each validation folder's name with its
+    validation prefix for the test one (eval_val_x -> eval_test_x, eval_x -> test_x)."""
+    def renamed(name: str) -> str:
+        prefix = next(p for p in ("eval_val", "eval_", "") if name.startswith(p))
+        return {"eval_val": "eval_test", "eval_": "test_", "": name}[prefix] + name[len(prefix):] if prefix else name
+    return [folder.with_name(renamed(folder.name)) for folder in folders]
 
 
 def seconds(record: Optional[str], option: Optional[str]) -> Dict[str, float]:
@@ -108,6 +118,22 @@ def markdown(task: str, rows: List[dict]) -> str:
     return "\n".join(lines)
 
 
+def test_markdown(task: str) -> str:
+    reference = per_case(test_folders(CANDIDATES[task][REFERENCE[task]][0]))
+    lines = [f"| {task}: candidate, test cases | Dice (%) [95% CI] | cases | minus {REFERENCE[task]} (paired) | "
+             "HD95 (mm) [95% CI] |", "|---|---|---|---|---|"]
+    for name, (folders, _, _) in CANDIDATES[task].items():
+        dice, hd95 = per_case(test_folders(folders)), per_case(test_folders(folders), "hd95")
+        if not dice:
+            continue
+        shared = sorted(set(dice) & set(reference))
+        vs = (f"{paired_difference_ci([dice[c] for c in shared], [reference[c] for c in shared]).format(100)} "
+              f"({len(shared)})" if name != REFERENCE[task] and shared else "-")
+        lines.append(f"| {name} | {bootstrap_ci(list(dice.values())).format(100)} | {len(dice)} | {vs} | "
+                     f"{bootstrap_ci(list(hd95.values())).format(1) if hd95 else '-'} |")
+    return "\n".join(lines)
+
+
 def figure(task: str, rows: List[dict], path: Path) -> None:
     import matplotlib
 
@@ -141,6 +167,8 @@ def main(task: str) -> None:
     rows = table(task)
     print(markdown(task, rows))
     figure(task, rows, HERE / f"front_{task}.png")
+    print()
+    print(test_markdown(task))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 # Issue 51, the Dice axis of the heart front for the UNet: the 4-fold cross-validation at n = 4 that chose the heart
 # recipe (docs/results/heart_early_ensemble/run.sh: early v2, patch, augmentation, 200 steps, both members differing
 # only in their seed), re-run with today's package, then every fold's validation cases scored by the pair and by
-# member 0 alone at sliding-window overlap 0.25 and 0.5 (the largest component kept, the bundle's inference).
-# One thread per job, the two members side by side (about 60 min of training on the 2-core CPU, then 16 scorings).
+# member 0 alone at sliding-window overlap 0.25 and 0.5 (the largest component kept, the bundle's inference); then
+# the same on every fold's test cases (test_*).
+# One thread per job, the two members side by side (about 60 min of training on the 2-core CPU, then 32 scorings).
 # Resumable: started again, it skips the trainings and scorings that are done. Table: python front.py heart
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -37,12 +38,15 @@ for f in 0 1 2 3; do   # per fold: both members in models/fold0, fold1 of one co
   python -c "import json,sys; t=json.load(open(sys.argv[1])); t.pop('initialize'); t.pop('seed'); json.dump(t, open(sys.argv[2], 'w'))" \
       $F/configs/trial.json $F/configs/ens.json
   E="python -m monai.bundle run --config_file ['$F/configs/train.json','$F/configs/evaluate.json','$F/configs/ens.json'] --bundle_root $F --largest_component True --num_workers 0"
-  for overlap in 0.25 0.5; do
-    [ -f $F/eval_pair_o$overlap/test_mean_dice_raw.csv ] || $E --ensemble True --sw_overlap $overlap --output_dir $F/eval_pair_o$overlap
-    [ -f $F/eval_one_o$overlap/test_mean_dice_raw.csv ] || $E --ensemble False --ckpt_dir $F/models/fold0 --sw_overlap $overlap --output_dir $F/eval_one_o$overlap
+  for part in eval test; do   # the fold's validation cases (which chose), then its test cases
+    T=(); [ $part = test ] && T=(--validate#dataset#data "\$@split['test']")
+    for overlap in 0.25 0.5; do
+      [ -f $F/${part}_pair_o$overlap/test_mean_dice_raw.csv ] || $E --ensemble True --sw_overlap $overlap --output_dir $F/${part}_pair_o$overlap "${T[@]}"
+      [ -f $F/${part}_one_o$overlap/test_mean_dice_raw.csv ] || $E --ensemble False --ckpt_dir $F/models/fold0 --sw_overlap $overlap --output_dir $F/${part}_one_o$overlap "${T[@]}"
+    done
   done
 done >> $R.eval.log 2>&1
 mkdir -p docs/results/pareto_cpu/heart_unet_cv   # the records: per-case validation Dice and HD95
-for f in 0 1 2 3; do for d in $O/fold$f/eval_*; do
+for f in 0 1 2 3; do for d in $O/fold$f/eval_* $O/fold$f/test_*; do
   mkdir -p docs/results/pareto_cpu/heart_unet_cv/fold$f/$(basename $d) && cp $d/test_*_raw.csv docs/results/pareto_cpu/heart_unet_cv/fold$f/$(basename $d)/
 done; done
