@@ -107,7 +107,7 @@ def test_the_bundle_inferer_serves_the_ensemble_as_monai_label_calls_it(tmp_path
     calls the config's ``inferer`` with it: that must be the members averaged, and follow the files on disk."""
     from monai.bundle import ConfigParser
 
-    bundle = _bundle_with_weights("heart_mri_fd_segmentation", tmp_path, folds=2)  # two perturbed members
+    bundle = _bundle_with_weights("heart_mri_fd_segmentation", tmp_path)  # ships two members
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser.update({"bundle_root": str(bundle), "sampling": "resize", "device": "cpu", "ensemble": True})
