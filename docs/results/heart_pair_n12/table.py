@@ -18,18 +18,19 @@ def scored_folds(root: Path) -> List[int]:
                                            for o in OPTIONS)]
 
 
-def pooled(root: Path, option: str, metric: str) -> List[float]:
-    return [float(v) for fold in scored_folds(root)
+def pooled(root: Path, folds: List[int], option: str, metric: str) -> List[float]:
+    return [float(v) for fold in folds
             for v in read_metric_csv(root / f"f{fold}_eval" / option / f"test_{metric}_raw.csv")["mean"]]
 
 
 def main(root: Path) -> None:
-    print(f"folds scored: {scored_folds(root)}")
+    folds = scored_folds(root)
+    print(f"folds scored: {folds}")
     print("| model, trained on 12 cases | mean Dice (%) [95% CI] | minus the default (paired) | HD95 (mm) [95% CI] |")
     print("|---|---|---|---|")
-    default = pooled(root, DEFAULT, "mean_dice")
+    default = pooled(root, folds, DEFAULT, "mean_dice")
     for option, name in OPTIONS.items():
-        dice, hd95 = pooled(root, option, "mean_dice"), pooled(root, option, "hd95")
+        dice, hd95 = pooled(root, folds, option, "mean_dice"), pooled(root, folds, option, "hd95")
         vs = "-" if option == DEFAULT else paired_difference_ci(dice, default).format(100)
         print(f"| {name} | {bootstrap_ci(dice).format(100)} | {vs} | {bootstrap_ci(hd95).format(1)} |")
 

@@ -78,8 +78,10 @@ def test_folders(folders: List[Path]) -> List[Path]:
     """The records of the same models on the test cases of the same split: each validation folder's name with its
     validation prefix for the test one (eval_val_x -> eval_test_x, eval_x -> test_x)."""
     def renamed(name: str) -> str:
-        prefix = next(p for p in ("eval_val", "eval_", "") if name.startswith(p))
-        return {"eval_val": "eval_test", "eval_": "test_", "": name}[prefix] + name[len(prefix):] if prefix else name
+        for validation, test in (("eval_val", "eval_test"), ("eval_", "test_")):
+            if name.startswith(validation):
+                return test + name[len(validation):]
+        return name
     return [folder.with_name(renamed(folder.name)) for folder in folders]
 
 
@@ -123,7 +125,8 @@ def test_markdown(task: str) -> str:
     lines = [f"| {task}: candidate, test cases | Dice (%) [95% CI] | cases | minus {REFERENCE[task]} (paired) | "
              "HD95 (mm) [95% CI] |", "|---|---|---|---|---|"]
     for name, (folders, _, _) in CANDIDATES[task].items():
-        dice, hd95 = per_case(test_folders(folders)), per_case(test_folders(folders), "hd95")
+        tests = test_folders(folders)
+        dice, hd95 = per_case(tests), per_case(tests, "hd95")
         if not dice:
             continue
         shared = sorted(set(dice) & set(reference))
